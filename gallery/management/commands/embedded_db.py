@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from gallery.embedded_db import embedded_database, stop_embedded_database
+
+
+class Command(BaseCommand):
+    help = "Show, start or stop the embedded PostgreSQL server (used when DATABASE_URL is unset)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "action", choices=["status", "start", "stop"], nargs="?", default="status"
+        )
+
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
+        pgdata = getattr(settings, "PGDATA", None)
+        if pgdata is None:
+            raise CommandError("DATABASE_URL is set: there is no embedded database to manage.")
+        if action == "stop":
+            stop_embedded_database(pgdata)
+            self.stdout.write(f"Stopped the embedded PostgreSQL in {pgdata}.")
+            return
+        db = embedded_database(pgdata)
+        self.stdout.write(f"Embedded PostgreSQL running: data {pgdata}, socket {db['HOST']}.")
