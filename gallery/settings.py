@@ -1,7 +1,8 @@
 """Settings for the artwork search gallery, driven by environment variables.
 
 DATABASE_URL       PostgreSQL with pgvector; unset: the embedded PostgreSQL 18 + pgvector server
-                   (data in GALLERY_PGDATA, default ./.pgdata), started or reused automatically.
+                   (data in GALLERY_PGDATA, default ./.pgdata), started or reused automatically,
+                   database GALLERY_DATABASE_NAME (default gallery).
 CELERY_BROKER_URL  Celery broker (default redis://127.0.0.1:6379/0).
 DJANGO_DEBUG       1 for development; DJANGO_SECRET_KEY is required when it is off.
 """
@@ -94,7 +95,11 @@ if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
 else:
     PGDATA = Path(os.environ.get("GALLERY_PGDATA", BASE_DIR / ".pgdata"))
-    DATABASES = {"default": embedded_database(PGDATA)}
+    # GALLERY_DATABASE_NAME picks another database on the same server (benchmarks, and worker
+    # processes started by tests, which must reach the test database).
+    DATABASES = {
+        "default": embedded_database(PGDATA, os.environ.get("GALLERY_DATABASE_NAME", "gallery"))
+    }
 DATABASES["default"].update(
     {
         # Persistent connections with a health check: a restarted database is reconnected to
