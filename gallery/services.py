@@ -11,7 +11,14 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.dispatch import Signal
 
-from gallery.images import ImageError, LoadedImage, load_image, original_bytes, thumbnail_bytes
+from gallery.images import (
+    ImageError,
+    LoadedImage,
+    load_image,
+    original_bytes,
+    sha256_bytes,
+    thumbnail_bytes,
+)
 from gallery.models import Artwork
 
 logger = logging.getLogger(__name__)
@@ -60,7 +67,10 @@ def artwork_upsert(
     whose metadata and image hash are unchanged is left alone, so re-running an import is a
     no-op. `image_data=None` keeps the stored image (metadata-only update).
     """
-    loaded = load_image(image_data) if image_data is not None else None
+    loaded = None
+    if image_data is not None and sha256_bytes(image_data) != _stored_sha256(source, external_id):
+        # Decode only a new or changed image: a re-run over unchanged files costs a hash each.
+        loaded = load_image(image_data)
     fields = {name: _clean(name, metadata[name]) for name in METADATA_FIELDS if name in metadata}
 
     new_files: list[str] = []
@@ -70,6 +80,14 @@ def artwork_upsert(
         _delete_files(new_files, keep=None)  # nothing half-written: drop files of a failed write
         raise
     return result
+
+
+def _stored_sha256(source: str, external_id: str) -> str | None:
+    return (
+        Artwork.objects.filter(source=source, external_id=external_id)
+        .values_list("image_sha256", flat=True)
+        .first()
+    )
 
 
 def _upsert_locked(
@@ -97,15 +115,17 @@ def _upsert_locked(
         if image_changed:
             assert loaded is not None and image_data is not None
             stored, ext = original_bytes(loaded, image_data)
-            old_files = [f.name for f in (artwork.image, artwork.thumbnail) if f]
+            old_files = [f.name for f in (artwork.image, artwork.thumbnail) if f.name]
             name = f"{source}-{_safe(external_id)}-{loaded.sha256[:12]}"
+            thumb = thumbnail_bytes(loaded.image)
+            # Each new file is noted as soon as it exists, so a failure anywhere after it
+            # (the thumbnail's write, the row's save) removes it again.
             artwork.image.save(f"{name}.{ext}", ContentFile(stored), save=False)
-            artwork.thumbnail.save(
-                f"{name}.webp", ContentFile(thumbnail_bytes(loaded.image)), save=False
-            )
+            new_files.append(str(artwork.image.name))
+            artwork.thumbnail.save(f"{name}.webp", ContentFile(thumb), save=False)
+            new_files.append(str(artwork.thumbnail.name))
             artwork.width, artwork.height = loaded.image.size
             artwork.image_sha256 = loaded.sha256
-            new_files.extend([artwork.image.name, artwork.thumbnail.name])
             transaction.on_commit(lambda: _delete_files(old_files, keep=artwork))
 
         if created or changed_fields or image_changed:
