@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
 from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# Pillow warns at half its limit and raises at the full one; we check ourselves before decoding.
-Image.MAX_IMAGE_PIXELS = None
+# Pillow's own bomb guard (a warning above the limit, an error above twice it) stays on for every
+# code path, at our limit; load_image turns both into a clear ImageError.
+Image.MAX_IMAGE_PIXELS = settings.GALLERY_MAX_IMAGE_PIXELS
 
 
 class ImageError(ValueError):
@@ -66,9 +68,15 @@ def load_image(
             probe.load()  # decode fully now: truncated data fails here, not later
     except ImageError:
         raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(claimed.group(1)) / 1e6:,.0f} megapixels" if claimed else "too many pixels"
+        raise ImageError(
+            f"The image is {size}; the limit is {max_pixels / 1e6:.0f} megapixels."
+        ) from exc
     except UnidentifiedImageError as exc:
         raise ImageError("The file is not an image Pillow can read.") from exc
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"The image is damaged or truncated ({exc}).") from exc
     return LoadedImage(image=to_rgb(probe), sha256=sha256_bytes(data), format=fmt)
 

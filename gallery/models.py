@@ -52,9 +52,7 @@ class Artwork(models.Model):
             models.Index(fields=["begin_year", "end_year"]),
             models.Index(fields=["-updated_at"]),
             # The admin's search (icontains) compares UPPER(column) LIKE '%...%'.
-            GinIndex(
-                OpClass(Upper("title"), name="gin_trgm_ops"), name="artwork_title_upper_trgm"
-            ),
+            GinIndex(OpClass(Upper("title"), name="gin_trgm_ops"), name="artwork_title_upper_trgm"),
             GinIndex(
                 OpClass(Upper("artist"), name="gin_trgm_ops"), name="artwork_artist_upper_trgm"
             ),

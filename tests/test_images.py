@@ -97,7 +97,7 @@ BAD_IMAGES = {
     "decompression bomb": (
         # Claims 100,000 × 100,000 pixels in a few dozen bytes.
         raw_png(100_000, 100_000, bit_depth=8, color_type=0, rows=b"\x00" * 16),
-        "100000×100000 pixels",
+        "10,000 megapixels; the limit is 64 megapixels",
     ),
 }
 
