@@ -39,6 +39,9 @@ class Embedding(models.Model):
     )
     feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="embeddings")
     vector = VectorField(dimensions=DIMENSIONS)
+    # The artwork's image_sha256 when this vector was computed: a vector whose image has since
+    # changed is stale (the signal deletes it; the worker never inserts one for an old image).
+    image_sha256 = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -78,3 +81,6 @@ class EmbeddingFailure(models.Model):
                 fields=["artwork", "feature"], name="embedding_failure_artwork_feature_unique"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.feature} · artwork {self.artwork_id}: {self.reason}"

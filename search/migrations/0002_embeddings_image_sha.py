@@ -1,0 +1,20 @@
+# The image version an embedding was computed from (see Embedding.image_sha256).
+# Depends on the retrievers migration only to keep one leaf while both are uncommitted; the lead
+# may reorder (the two touch different tables).
+
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("search", "0003_retrievers_fts_cache"),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name="embedding",
+            name="image_sha256",
+            field=models.CharField(blank=True, max_length=64),
+        ),
+    ]

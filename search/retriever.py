@@ -1,0 +1,479 @@
+"""Running a named retriever: inputs -> one search per input -> RRF -> a page of results.
+
+    execute_retriever(name="default", inputs=RetrievalInputs(text="a storm at sea"))
+
+Each search of the retriever's feature_search stage (search/config.py) maps its input through a
+template; a search whose input is empty is skipped (on_empty = "skip"), and when every search is
+skipped the caller gets `NothingToSearch` (HTTP 400). Then:
+  text      -> the text tower          -> kNN over the feature's stored vectors
+  content   -> the image tower         -> kNN
+  document  -> that artwork's stored vector -> kNN, the artwork itself left out
+  keywords  -> PostgreSQL full-text search of the metadata
+The filters apply inside every search, before its top_k. The ranked lists are fused by RRF
+(search/fusion.py); one list alone keeps its own order. The fused list (at most final_top_k
+long) is cached whole, so paging through it never recomputes it.
+
+A search's feature "active" means the feature active at query time (search/features.py), so
+switching models needs no retriever edit; a named feature is used as is.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+
+from gallery.images import ImageError, load_image, sha256_bytes
+from gallery.models import Artwork
+from search import cache
+from search.config import (
+    ACTIVE_FEATURE,
+    MAX_TOP_K,
+    ConfigError,
+    RetrieverConfig,
+    Search,
+    max_page_size,
+    max_text_chars,
+    parse_config,
+    template_name,
+)
+from search.errors import (
+    BadImage,
+    BadPagination,
+    BadRetrieverConfig,
+    FeatureUnavailable,
+    ImageTooLarge,
+    MissingInput,
+    NotEmbedded,
+    NothingToSearch,
+    RetrievalError,
+    TextTooLong,
+    TopKOutOfRange,
+    UnknownArtwork,
+    UnknownRetriever,
+)
+from search.filters import BadFilter, Filters
+from search.fusion import rrf
+from search.keywords import keyword_search
+from search.knn import knn, stored_vector
+from search.models import Feature, Retriever
+
+__all__ = [
+    "BadFilter",
+    "BadImage",
+    "BadPagination",
+    "FeatureUnavailable",
+    "Filters",
+    "ImageTooLarge",
+    "MissingInput",
+    "NotEmbedded",
+    "NothingToSearch",
+    "ResultItem",
+    "RetrievalError",
+    "RetrievalInputs",
+    "RetrievalResult",
+    "SearchStats",
+    "StageStats",
+    "TextTooLong",
+    "TopKOutOfRange",
+    "UnknownArtwork",
+    "UnknownRetriever",
+    "decode_base64_image",
+    "execute_retriever",
+]
+
+STAGE_NAME = "feature_search"
+CACHE_FORMAT = 1  # bump when the cached payload's shape changes
+
+
+@dataclass(frozen=True)
+class RetrievalInputs:
+    text: str = ""
+    image: bytes | None = None
+    document_id: int | None = None
+    keywords: str = ""
+
+
+@dataclass(frozen=True)
+class SearchStats:
+    name: str
+    input_mode: str
+    feature: str
+    top_k: int
+    encode_ms: float
+    knn_ms: float
+    returned: int
+    vector_cached: bool = False  # the text's vector came from the cache
+
+
+@dataclass(frozen=True)
+class StageStats:
+    stage_name: str
+    num_features: int  # searches run
+    fusion_strategy: str
+    total_results: int
+    duration_ms: float
+    cache_hit: bool
+    searches: list[SearchStats] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ResultItem:
+    artwork_id: int
+    title: str
+    artist: str
+    display_date: str
+    thumbnail_url: str
+    width: int | None
+    height: int | None
+    score: float
+    ranks: dict[str, int]  # search name -> rank (from 1) in that search's list
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    results: list[ResultItem]
+    total: int
+    offset: int
+    limit: int
+    stages: list[StageStats]
+    cache_hit: bool
+    duration_ms: float
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One search with its input resolved."""
+
+    search: Search
+    mode: str
+    text: str = ""  # text / keywords, normalised
+    image: bytes | None = None
+    document_id: int | None = None
+    top_k: int = 0
+
+    def key(self) -> dict[str, Any]:
+        return {
+            "name": self.search.label,
+            "mode": self.mode,
+            "feature": self.search.feature,
+            "text": self.text,
+            "image": sha256_bytes(self.image) if self.image is not None else None,
+            "document_id": self.document_id,
+            "top_k": self.top_k,
+            "weight": self.search.weight,
+        }
+
+
+def execute_retriever(
+    *,
+    name: str = "default",
+    inputs: RetrievalInputs,
+    filters: Filters | None = None,
+    offset: int = 0,
+    limit: int = 24,
+    use_cache: bool = True,
+    top_k: int | None = None,
+) -> RetrievalResult:
+    """Run the retriever `name` on `inputs`; return the page [offset, offset + limit) of the
+    fused list. `top_k`, when given, replaces every search's top_k. Raises RetrievalError."""
+    started = time.perf_counter()
+    if offset < 0:
+        raise BadPagination("offset must be 0 or more.")
+    if not 1 <= limit <= max_page_size():
+        raise BadPagination(f"limit must be between 1 and {max_page_size()}.")
+    if top_k is not None and not 1 <= top_k <= MAX_TOP_K:
+        raise TopKOutOfRange(f"top_k must be between 1 and {MAX_TOP_K}; got {top_k}.")
+    filters = filters or Filters()
+    filters.validate()
+
+    retriever = Retriever.objects.filter(name=name).first()
+    if retriever is None:
+        raise UnknownRetriever(f"There is no retriever named {name!r}.")
+    try:
+        config = parse_config(retriever.config)
+    except ConfigError as exc:
+        raise BadRetrieverConfig(f"The retriever {name!r} is misconfigured: {exc}") from exc
+
+    plan = _plan(config, inputs, top_k)
+    version = cache.collection_version()  # before searching: see search/cache.py
+    key = cache.result_key(
+        {
+            "format": CACHE_FORMAT,
+            "config": retriever.config,
+            "plan": [planned.key() for planned in plan],
+            "filters": asdict(filters.normalised()),
+            "collection": version,
+        }
+    )
+    cached = cache.get_result(key) if use_cache else None
+    cache_hit = cached is not None
+    if cached is None:
+        cached = _run(config, plan, filters)
+        if use_cache:
+            cache.set_result(key, cached)
+
+    fused = cached["items"]
+    page = fused[offset : offset + limit]
+    results = _hydrate(page)
+    stage_ms = (time.perf_counter() - started) * 1000
+    stage = StageStats(
+        stage_name=STAGE_NAME,
+        num_features=len(cached["searches"]),
+        fusion_strategy=config.parameters.fusion.strategy,
+        total_results=len(fused),
+        duration_ms=round(stage_ms if cache_hit else cached["duration_ms"], 2),
+        cache_hit=cache_hit,
+        searches=[SearchStats(**stats) for stats in cached["searches"]],
+    )
+    return RetrievalResult(
+        results=results,
+        total=len(fused),
+        offset=offset,
+        limit=limit,
+        stages=[stage],
+        cache_hit=cache_hit,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
+def decode_base64_image(value: str) -> bytes:
+    """Bytes of a base64 image (a bare string or a data: URL); BadImage/ImageTooLarge if not."""
+    if value.startswith("data:"):
+        _, _, value = value.partition(",")
+    limit = settings.GALLERY_MAX_UPLOAD_BYTES
+    if len(value) > (limit // 3 + 1) * 4 + 4:
+        raise ImageTooLarge(f"The image is larger than the {limit / 1e6:.0f} MB limit.")
+    try:
+        return base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadImage("The image is not valid base64.") from exc
+
+
+# Planning --------------------------------------------------------------------------------------
+def _plan(config: RetrieverConfig, inputs: RetrievalInputs, top_k: int | None) -> list[_Planned]:
+    plan: list[_Planned] = []
+    for search in config.parameters.searches:
+        planned = _resolve(search, inputs, top_k or search.top_k)
+        if planned is None:
+            if search.on_empty == "error":
+                raise MissingInput(f"The search {search.label!r} needs an input.")
+            continue
+        plan.append(planned)
+    if not plan:
+        raise NothingToSearch(
+            "Nothing to search: give a text, an image or an artwork to find similar ones"
+            + (", or keywords" if _uses_keywords(config) else "")
+            + "."
+        )
+    return plan
+
+
+def _uses_keywords(config: RetrieverConfig) -> bool:
+    return any(s.query.input_mode == "keywords" for s in config.parameters.searches)
+
+
+def _resolve(search: Search, inputs: RetrievalInputs, top_k: int) -> _Planned | None:
+    query = search.query
+    mode = query.input_mode
+    if mode == "document":
+        ref = query.document_ref
+        if isinstance(ref, str) and template_name(ref) == "document_id":
+            document_id = inputs.document_id
+        else:
+            document_id = int(str(ref).strip())
+        if document_id is None:
+            return None
+        return _Planned(search=search, mode=mode, document_id=int(document_id), top_k=top_k)
+    assert query.value is not None  # the schema guarantees it for the other modes
+    source = template_name(query.value)
+    if mode == "content":
+        if not inputs.image:
+            return None
+        if len(inputs.image) > settings.GALLERY_MAX_UPLOAD_BYTES:
+            raise ImageTooLarge(
+                f"The image is {len(inputs.image) / 1e6:.1f} MB; the limit is "
+                f"{settings.GALLERY_MAX_UPLOAD_BYTES / 1e6:.0f} MB."
+            )
+        return _Planned(search=search, mode=mode, image=inputs.image, top_k=top_k)
+    raw = {"text": inputs.text, "keywords": inputs.keywords}.get(source or "", query.value)
+    text = cache.normalise_text(raw or "")
+    if not text:
+        return None
+    if len(text) > max_text_chars():
+        raise TextTooLong(
+            f"The {'text' if mode == 'text' else 'keywords'} is {len(text)} characters long; "
+            f"the limit is {max_text_chars()}."
+        )
+    return _Planned(search=search, mode=mode, text=text, top_k=top_k)
+
+
+# Running ---------------------------------------------------------------------------------------
+def _run(config: RetrieverConfig, plan: list[_Planned], filters: Filters) -> dict[str, Any]:
+    """Run every planned search and fuse; the cacheable payload (ids, scores, ranks, stats)."""
+    started = time.perf_counter()
+    rankings: dict[str, list[int]] = {}
+    stats: list[dict[str, Any]] = []
+    for planned in plan:
+        ids, stat = _run_one(planned, filters)
+        rankings[planned.search.label] = ids
+        stats.append(asdict(stat))
+    weights = {planned.search.label: planned.search.weight for planned in plan}
+    fused = rrf(rankings, k=config.parameters.fusion.k, weights=weights)
+    fused = fused[: config.parameters.final_top_k]
+    return {
+        "items": [(f.item, f.score, f.ranks) for f in fused],
+        "searches": stats,
+        "duration_ms": (time.perf_counter() - started) * 1000,
+    }
+
+
+def _run_one(planned: _Planned, filters: Filters) -> tuple[list[int], SearchStats]:
+    search = planned.search
+    started = time.perf_counter()
+    vector_cached = False
+    if planned.mode == "keywords":
+        rows = keyword_search(text=planned.text, top_k=planned.top_k, filters=filters)
+        ids = [artwork_id for artwork_id, _ in rows]
+        return ids, SearchStats(
+            name=search.label,
+            input_mode=planned.mode,
+            feature="",
+            top_k=planned.top_k,
+            encode_ms=0.0,
+            knn_ms=_ms(started),
+            returned=len(ids),
+        )
+
+    exclude_id: int | None = None
+    if planned.mode == "document":
+        assert planned.document_id is not None
+        try:
+            feature = _feature(search.feature)
+        except FeatureUnavailable:
+            _require_artwork(planned.document_id)  # an unknown artwork is a 404 first
+            raise
+        vector = _document_vector(planned.document_id, feature)
+        exclude_id = planned.document_id
+    elif planned.mode == "text":
+        feature, encoder = _feature_and_encoder(search.feature)
+        found = cache.get_text_vector(feature_name=feature.name, text=planned.text)
+        vector_cached = found is not None
+        if found is None:
+            found = encoder.encode_texts([planned.text])[0]
+            cache.set_text_vector(feature_name=feature.name, text=planned.text, vector=found)
+        vector = found
+    else:  # content
+        assert planned.image is not None
+        try:  # before loading any model: a bad upload is refused cheaply
+            loaded = load_image(planned.image)
+        except ImageError as exc:
+            raise BadImage(f"The image cannot be used: {exc}") from exc
+        feature, encoder = _feature_and_encoder(search.feature)
+        vector = encoder.encode_images([loaded.image])[0]
+    encoded = time.perf_counter()
+    rows = knn(
+        feature_id=feature.pk,
+        vector=vector,
+        top_k=planned.top_k,
+        filters=filters,
+        exclude_id=exclude_id,
+    )
+    ids = [artwork_id for artwork_id, _ in rows]
+    return ids, SearchStats(
+        name=search.label,
+        input_mode=planned.mode,
+        feature=feature.name,
+        top_k=planned.top_k,
+        encode_ms=round((encoded - started) * 1000, 2),
+        knn_ms=_ms(encoded),
+        returned=len(ids),
+        vector_cached=vector_cached,
+    )
+
+
+def _feature(ref: str | None) -> Feature:
+    if ref in (None, "", ACTIVE_FEATURE):
+        feature = Feature.objects.filter(is_active=True).first()
+        if feature is None:
+            raise FeatureUnavailable(
+                "No embedding feature is active yet: the collection has not been embedded."
+            )
+        return feature
+    named = Feature.objects.filter(name=ref).first()
+    if named is None:
+        raise FeatureUnavailable(f"There is no embedding feature named {ref!r}.")
+    return named
+
+
+def _feature_and_encoder(ref: str | None) -> tuple[Feature, Any]:
+    """The feature and an encoder whose vectors live in it (the old model during a switch)."""
+    from search.encoder import EncoderLoadError, get_encoder
+    from search.features import query_encoder
+
+    try:
+        if ref in (None, "", ACTIVE_FEATURE):
+            encoder, feature = query_encoder()
+            return feature, encoder
+        feature = _feature(ref)
+        encoder = get_encoder()
+        if encoder.feature_name != feature.name:
+            encoder = get_encoder(feature.model_name)
+    except (EncoderLoadError, RuntimeError) as exc:
+        raise FeatureUnavailable(f"The query encoder is not available: {exc}") from exc
+    if encoder.feature_name != feature.name:
+        raise FeatureUnavailable(
+            f"The query encoder computes {encoder.feature_name} vectors, not {feature.name}."
+        )
+    return feature, encoder
+
+
+def _document_vector(artwork_id: int, feature: Feature) -> np.ndarray:
+    vector = stored_vector(artwork_id=artwork_id, feature_id=feature.pk)
+    if vector is not None:
+        return vector
+    _require_artwork(artwork_id)
+    raise NotEmbedded(
+        f"Artwork {artwork_id} has no embedding yet under {feature.name}; "
+        "try again once it has been processed."
+    )
+
+
+def _require_artwork(artwork_id: int) -> None:
+    if not Artwork.objects.filter(pk=artwork_id).exists():
+        raise UnknownArtwork(f"There is no artwork with id {artwork_id}.")
+
+
+def _hydrate(page: list[Any]) -> list[ResultItem]:
+    ids = [artwork_id for artwork_id, _, _ in page]
+    artworks = Artwork.objects.only(
+        "id", "title", "artist", "display_date", "thumbnail", "width", "height"
+    ).in_bulk(ids)
+    results = []
+    for artwork_id, score, ranks in page:
+        artwork = artworks.get(artwork_id)
+        if artwork is None:  # deleted since: the version changed, the next query will not see it
+            continue
+        results.append(
+            ResultItem(
+                artwork_id=artwork.pk,
+                title=artwork.title,
+                artist=artwork.artist,
+                display_date=artwork.display_date,
+                thumbnail_url=artwork.thumbnail.url if artwork.thumbnail else "",
+                width=artwork.width,
+                height=artwork.height,
+                score=round(float(score), 8),
+                ranks=dict(ranks),
+            )
+        )
+    return results
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)

@@ -1,0 +1,42 @@
+"""Celery tasks of the search app. They take ids, re-fetch, skip what is done, and are safe to
+run twice; the work itself is in search.pipeline and search.features."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from search import pipeline
+from search.features import activate_when_complete, target_feature
+
+# Worth retrying: the database restarting or a connection dropped. A broken image is not (it is
+# recorded as an EmbeddingFailure), nor a model that cannot load (a configuration error).
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+
+@shared_task(
+    name="search.tasks.embed_artworks",
+    acks_late=True,  # redelivered if the worker dies mid-batch (see gallery/celery.py)
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+)
+def embed_artworks(ids: list[int], replace: bool = False) -> dict[str, Any]:
+    """Embed a batch of artworks (routed to the `embed` queue) under the loaded model's feature."""
+    report = pipeline.embed_artworks(ids=ids, replace=replace)
+    return {
+        "embedded": report.embedded,
+        "skipped": report.skipped,
+        "failed": report.failed,
+        "not_written": report.not_written,
+    }
+
+
+@shared_task(name="search.tasks.activate_when_complete")
+def activate_when_complete_task() -> bool:
+    """Activate the configured model's feature if its vectors are complete."""
+    return activate_when_complete(feature=target_feature())
