@@ -22,6 +22,7 @@ from django.utils.html import format_html
 from gallery.images import ImageError, load_image
 from gallery.models import Artwork
 from gallery.services import artwork_upsert, regenerate_thumbnails
+from search.admin import EmbeddingStatusFilter, embedding_status, reembed, with_embedding_status
 
 
 class ArtworkAdminForm(forms.ModelForm):
@@ -48,16 +49,17 @@ class ArtworkAdminForm(forms.ModelForm):
 @admin.register(Artwork)
 class ArtworkAdmin(admin.ModelAdmin):
     form = ArtworkAdminForm
-    list_display: tuple[str, ...] = (
+    list_display: tuple[Any, ...] = (
         "thumb",
         "title",
         "artist",
         "display_date",
         "classification",
         "source",
+        embedding_status,
     )
     list_display_links = ("thumb", "title")
-    list_filter = ("source", "classification")
+    list_filter = ("source", "classification", EmbeddingStatusFilter)
     search_fields = ("title", "artist", "=external_id")
     readonly_fields = (
         "preview",
@@ -70,7 +72,12 @@ class ArtworkAdmin(admin.ModelAdmin):
     )
     list_per_page = 50
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    actions: tuple[str, ...] = ("regenerate_thumbnails_action",)
+    actions: tuple[Any, ...] = ("regenerate_thumbnails_action", reembed)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Artwork]:
+        # The embedding status column then costs no query per row.
+        return with_embedding_status(super().get_queryset(request))
+
     fieldsets = (
         (None, {"fields": ("preview", "title", "artist", "display_date", "classification")}),
         ("Identity", {"fields": ("source", "external_id", "source_url", "license")}),

@@ -20,7 +20,5 @@ app.conf.update(
     task_serializer="json",
     accept_content=["json"],
     broker_connection_retry_on_startup=True,
-    # Redis redelivers an unacknowledged message after this long; keep it above the longest batch.
-    broker_transport_options={"visibility_timeout": 3600},
 )
 app.autodiscover_tasks()

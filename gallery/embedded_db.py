@@ -8,6 +8,7 @@ web process, workers and tests all share it; `manage.py embedded_db stop` stops 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import warnings
@@ -51,14 +52,11 @@ def _ensure_database(admin_uri: str, name: str) -> None:
     import psycopg
 
     with psycopg.connect(admin_uri, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
-        ).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
-            try:
+            # Another process may create it between the check and here.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(f'CREATE DATABASE "{name}"')
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it between the check and here
 
 
 def stop_embedded_database(pgdata: Path) -> None:

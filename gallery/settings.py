@@ -178,11 +178,47 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 GALLERY_EMBEDDING_MODEL = os.environ.get(
     "GALLERY_EMBEDDING_MODEL", "google/siglip-base-patch16-224"
 )
+GALLERY_EMBEDDING_DEVICE = os.environ.get("GALLERY_EMBEDDING_DEVICE", "auto")  # cuda, mps, cpu
+GALLERY_TORCH_THREADS = int(os.environ.get("GALLERY_TORCH_THREADS", "0"))  # 0: torch's default
+# When the configured model cannot be loaded, use the small offline test model (not semantic);
+# on by default only in development.
+GALLERY_EMBEDDING_FALLBACK = env_bool("GALLERY_EMBEDDING_FALLBACK", DEBUG)
+GALLERY_TEST_MODEL_DIR = Path(
+    os.environ.get("GALLERY_TEST_MODEL_DIR", BASE_DIR / "var" / "test-model")
+)
+if os.environ.get("GALLERY_EMBED_MODEL_BATCH"):
+    GALLERY_EMBED_MODEL_BATCH = int(os.environ["GALLERY_EMBED_MODEL_BATCH"])  # else 16 CPU, 64 GPU
+if os.environ.get("GALLERY_EMBED_DECODE_THREADS"):
+    GALLERY_EMBED_DECODE_THREADS = int(os.environ["GALLERY_EMBED_DECODE_THREADS"])
+GALLERY_EMBED_TASK_BATCH = int(os.environ.get("GALLERY_EMBED_TASK_BATCH", "64"))
+
+# Search
+SEARCH_CACHE_TTL = int(os.environ.get("SEARCH_CACHE_TTL", "600"))
+SEARCH_TEXT_VECTOR_CACHE_TTL = int(os.environ.get("SEARCH_TEXT_VECTOR_CACHE_TTL", "86400"))
+SEARCH_HNSW_EF_SEARCH = int(os.environ.get("SEARCH_HNSW_EF_SEARCH", "400"))
+SEARCH_MAX_TEXT_CHARS = int(os.environ.get("SEARCH_MAX_TEXT_CHARS", "1000"))
+SEARCH_MAX_PAGE_SIZE = int(os.environ.get("SEARCH_MAX_PAGE_SIZE", "200"))
 
 # Celery
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
+# Redis redelivers an unacknowledged message (a killed worker's batch) after this many seconds;
+# keep it above the longest batch.
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The one-command demo without Redis: messages are files in a git-ignored folder.
+    _broker_dir = BASE_DIR / "var" / "broker"
+    for _sub in ("queue", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
 
 # Cache: Redis when REDIS_CACHE_URL is set, a per-process memory cache otherwise.
 if os.environ.get("REDIS_CACHE_URL"):

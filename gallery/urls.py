@@ -1,6 +1,9 @@
+import re
+from urllib.parse import urlparse
+
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import path, re_path
 
 from gallery import views
 from gallery.health import healthz
@@ -8,14 +11,18 @@ from search.api import api
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("artworks/<int:pk>/", views.artwork_detail, name="artwork"),
+    path("uploads/", views.upload, name="upload"),
+    path("uploads/<str:upload_id>/preview", views.upload_preview_image, name="upload-preview"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]
 
-handler500 = "gallery.middleware.server_error"
-
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# Uploaded media in development (DEBUG) and in tests (GALLERY_SERVE_MEDIA): checked, and
+# MEDIA_ROOT read, on each request, so a test's own MEDIA_ROOT is served. Production serves
+# MEDIA_ROOT from the web server or object storage instead.
+if not urlparse(settings.MEDIA_URL).netloc:
+    urlpatterns.append(
+        re_path(rf"^{re.escape(settings.MEDIA_URL.lstrip('/'))}(?P<path>.*)$", views.media)
+    )

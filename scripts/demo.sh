@@ -10,13 +10,34 @@ cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
 
-"$PY" manage.py migrate --noinput
-"$PY" manage.py import_aic sample/aic
+# The broker: Redis where it runs (its own database number), else kombu's filesystem transport,
+# which needs no server. The model: google/siglip-base-patch16-224 when it can be loaded (the
+# Hugging Face cache or GALLERY_EMBEDDING_MODEL), else the small offline test model (the pages
+# then say that results are not semantic).
+if [ -z "${CELERY_BROKER_URL:-}" ]; then
+  if (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+    export CELERY_BROKER_URL="redis://127.0.0.1:6379/3"
+  else
+    export CELERY_BROKER_URL="filesystem://"
+  fi
+fi
+echo "Celery broker: $CELERY_BROKER_URL"
 
-# ---- EMBEDDING STEP (integrated by the lead) -------------------------------------------------
-# Start a Celery worker on the demo broker and embed the sample collection here, e.g.
-#   "$PY" -m celery -A gallery worker -Q embed ... &   and wait until every artwork is embedded.
-# ----------------------------------------------------------------------------------------------
+"$PY" manage.py migrate --noinput
+
+# A real worker process embeds the collection (and, later, anything curators add).
+mkdir -p var
+"$PY" -m celery -A gallery worker --queues embed,default --concurrency 1 --loglevel WARNING \
+  --hostname "demo@%h" > var/demo-worker.log 2>&1 &
+worker=$!
+trap 'kill $worker 2>/dev/null || true' EXIT INT TERM
+
+"$PY" manage.py import_aic sample/aic   # queues embeddings on commit for new or changed images
+"$PY" manage.py embed --missing          # queues whatever an earlier run left unembedded
+"$PY" manage.py wait_embedded --timeout 900 || {
+  echo "Embedding did not finish; the worker's log is var/demo-worker.log" >&2
+  exit 1
+}
 
 if [ -n "${GALLERY_DEMO_ADMIN_PASSWORD:-}" ]; then
   user="${GALLERY_DEMO_ADMIN_USER:-admin}"
@@ -32,5 +53,5 @@ sys.exit(0 if get_user_model().objects.filter(username=os.environ['DEMO_USER']).
   fi
 fi
 
-echo "Serving the gallery on http://127.0.0.1:8000/ (Ctrl-C stops it)"
-exec "$PY" manage.py runserver 127.0.0.1:8000
+echo "Serving the gallery on http://127.0.0.1:8000/ (Ctrl-C stops it and the worker)"
+"$PY" manage.py runserver 127.0.0.1:8000

@@ -16,6 +16,7 @@ from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from search import admin_retrievers  # noqa: F401  (registers the Retriever admin)
 from search.models import Embedding, EmbeddingFailure, Feature
 from search.signals import forget_stale_vectors, queue_embedding
 

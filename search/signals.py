@@ -39,7 +39,12 @@ def on_artwork_images_changed(sender: Any, ids: list[int], **kwargs: Any) -> Non
     forget_stale_vectors(ids=ids)
     pending = getattr(_local, "pending", None)
     if pending is not None:
-        pending.extend(ids)  # inside embedding_batch(): queued together at its end
+        # Inside embedding_batch(): queue each full batch as soon as it is complete, so that
+        # workers embed while a long import is still running; the rest goes at the block's end.
+        pending.extend(ids)
+        if len(pending) >= task_batch_size():
+            queue_embedding(ids=pending)  # committed already: this signal fires on commit
+            pending.clear()
         return
     transaction.on_commit(lambda: queue_embedding(ids=ids))
 
@@ -59,8 +64,8 @@ def forget_stale_vectors(*, ids: Iterable[int]) -> int:
 
 @contextmanager
 def embedding_batch() -> Iterator[None]:
-    """Collect the ids of every image changed inside the block and queue them at its end in
-    full batches (importers: one task per 64 artworks instead of one per artwork)."""
+    """Collect the ids of every image changed inside the block and queue them in full batches
+    (importers: one task per 64 artworks instead of one per artwork)."""
     outer = getattr(_local, "pending", None)
     if outer is not None:
         yield

@@ -42,7 +42,9 @@ def aic_image_bytes() -> bytes:
     return (AIC_DIR / "images" / "866.jpg").read_bytes()
 
 
-def jpeg_bytes(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+def jpeg_bytes(
+    size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 30, 30)
+) -> bytes:
     from PIL import Image
 
     out = io.BytesIO()

@@ -37,7 +37,11 @@ def _get(url: str) -> tuple[int, str]:
 
 def _manage(env: dict[str, str], *args: str) -> None:
     subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, timeout=180,
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=180,
         capture_output=True,
     )
 
@@ -54,9 +58,22 @@ def web(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     _manage(env, "migrate", "--noinput")
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "gallery.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--threads", "2"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "gallery.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "2",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:

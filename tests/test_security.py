@@ -29,9 +29,7 @@ def test_search_page_is_rate_limited_per_client(client, tight_limit) -> None:  #
 def test_api_limit_answers_json(client, tight_limit) -> None:  # type: ignore[no-untyped-def]
     for _ in range(2):
         client.post("/api/retrievers/default/execute", {}, content_type="application/json")
-    response = client.post(
-        "/api/retrievers/default/execute", {}, content_type="application/json"
-    )
+    response = client.post("/api/retrievers/default/execute", {}, content_type="application/json")
     assert response.status_code == 429
     assert response.json() == {"detail": "Too many searches; please wait a moment."}
 

@@ -14,6 +14,7 @@ from gallery.importers.common import (
     RecordError,
     run_import,
 )
+from search.signals import embedding_batch
 
 
 def import_with_progress(
@@ -29,13 +30,14 @@ def import_with_progress(
         records = build()
     except ImportFileError as exc:  # nothing has been written yet
         raise CommandError(f"{exc}; nothing was imported.") from exc
-    with tqdm(
+    bar = tqdm(
         total=len(records),
         desc=description,
         unit="artwork",
         disable=verbosity == 0,
         file=command.stderr._out,  # the bar goes to stderr, the summary to stdout
-    ) as bar:
+    )
+    with bar, embedding_batch():
         report = run_import(source=source, records=records, workers=workers, progress=bar.update)
     style = command.style.WARNING if report.failures else command.style.SUCCESS
     command.stdout.write(style(report.summary()))

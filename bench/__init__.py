@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.query` (query latency, recall, index build; see README)."""

@@ -1,0 +1,852 @@
+"""Query benchmark: latency, recall and index figures at 120,000 artworks, against the targets.
+
+    .venv/bin/python -m bench.query                 # 120,000 artworks (a few minutes to load)
+    .venv/bin/python -m bench.query --n 20000       # a quick check
+    .venv/bin/python -m bench.query --json out.json
+
+Runs on its own database on the embedded server (GALLERY_DATABASE_NAME, default gallery_bench),
+never the development or test data. It migrates it, loads N artworks with synthetic embeddings
+(bench/synthetic.py; reused when already loaded at the same N and seed, `--reload` forces),
+rebuilds the HNSW index timing the build, then measures every query type through the retriever
+in process (caches off) and over HTTP (gunicorn on 127.0.0.1), recall against exact search,
+cache hits, the encoder's floor, a concurrency test, and the levers (HNSW parameters,
+ef_search, halfvec, torch threads, int8, concurrent kNN, persistent connections).
+
+The encoder is SigLIP base's real architecture with random weights (bench/model.py), loaded by
+the project's own encoder code from a git-ignored folder; `--model test` uses the small offline
+test model instead (the smoke test), `--model PATH` any SigLIP folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python bench/query.py` as well as `python -m bench.query`
+    sys.path.insert(0, str(ROOT))
+
+TARGETS = {  # query type -> p95 ms
+    "document": 20.0,
+    "text": 150.0,
+    "image": 400.0,
+    "text+document": 170.0,
+    "cache_hit": 5.0,
+}
+RECALL_TARGET = 0.95
+API_PATH = "/api/retrievers/default/execute"
+FILTER = {"classification": "drawing", "year_from": 1700}
+
+_SUBJECTS = [
+    "a storm at sea",
+    "a portrait of a woman",
+    "an old man reading",
+    "a bowl of fruit",
+    "a vase of flowers",
+    "a winter landscape",
+    "a harbor at dusk",
+    "a horse in a field",
+    "the virgin and child",
+    "a saint in prayer",
+    "a dancer on stage",
+    "a village street",
+    "a river with boats",
+    "a girl with a dog",
+    "a cathedral",
+    "a mountain lake",
+    "a still life with a skull",
+    "soldiers on horseback",
+    "bathers by a river",
+    "a night sky with stars",
+    "a garden in bloom",
+    "a ship in a storm",
+    "a king on a throne",
+    "a woman at a window",
+    "children playing",
+    "a market square",
+    "a forest path",
+    "a bridge over a canal",
+]
+_DETAILS = [
+    "",
+    "in blue",
+    "wearing a red hat",
+    "at sunset",
+    "in the rain",
+    "in gold light",
+    "seen from above",
+    "in winter",
+    "with a cat",
+    "in dark tones",
+    "by moonlight",
+    "in spring",
+]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--n", type=int, default=120_000, help="artworks (default 120000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reload", action="store_true", help="reload the data even if present")
+    p.add_argument("--database", default=os.environ.get("GALLERY_DATABASE_NAME", "gallery_bench"))
+    p.add_argument("--model", default="base", help="base (default) | test | a SigLIP folder")
+    p.add_argument("--queries", type=int, default=30, help="timed queries per query type")
+    p.add_argument("--recall-queries", type=int, default=30, help="queries per recall set")
+    p.add_argument("--http", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--workers", type=int, default=1, help="gunicorn workers")
+    p.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
+    p.add_argument("--torch-threads", type=int, default=0, help="GALLERY_TORCH_THREADS")
+    p.add_argument("--concurrency-clients", type=int, default=20)
+    p.add_argument("--concurrency-seconds", type=float, default=60.0)
+    p.add_argument("--levers", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--halfvec", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument(
+        "--hnsw-grid",
+        default="",
+        help="extra m:ef_construction index builds to compare, e.g. 16:128,24:100 (slow)",
+    )
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="quantise the query encoder to int8 (in process and in the web workers)",
+    )
+    p.add_argument("--int8-images", type=int, default=48)
+    p.add_argument("--keep-index", action="store_true", help="do not rebuild an existing index")
+    p.add_argument("--json", type=Path, help="save the figures here")
+    p.add_argument("--paintings", type=Path, default=None, help="folder of real JPEGs")
+    return p.parse_args(argv)
+
+
+def configure_environment(args: argparse.Namespace) -> dict[str, str]:
+    """The environment of this process and of the web process: production-like (DEBUG off, so
+    no per-query SQL logging), the bench database, the model, rate limits out of the way."""
+    env = {
+        "GALLERY_DATABASE_NAME": args.database,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or "bench-only-not-a-secret",
+        "SECURE_SSL_REDIRECT": "0",
+        "SECURE_HSTS_SECONDS": "0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "GALLERY_RATE_LIMIT_PER_MINUTE": "100000000",
+        "GALLERY_EMBEDDING_FALLBACK": "0",
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "gallery.settings",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    if args.torch_threads:
+        env["GALLERY_TORCH_THREADS"] = str(args.torch_threads)
+    os.environ.update(env)
+    return env
+
+
+def model_folder(args: argparse.Namespace) -> Path:
+    from bench.model import ensure_base_model
+    from search.testmodel import ensure_test_model
+
+    test_dir = ROOT / "var" / "test-model"
+    if args.model == "test":
+        return ensure_test_model(test_dir)
+    if args.model == "base":
+        return ensure_base_model(ROOT / "var" / "siglip-base-random", test_model_dir=test_dir)
+    return Path(args.model).resolve()
+
+
+def paintings(args: argparse.Namespace) -> list[Path]:
+    folder = args.paintings or Path(
+        os.environ.get("GALLERY_SAMPLE_PAINTINGS", ROOT.parent / "shared/data/aic-paintings")
+    )
+    files = sorted((folder / "images").glob("*.jpg")) or sorted(folder.glob("*.jpg"))
+    if not files:
+        raise SystemExit(f"no JPEGs in {folder} (set --paintings)")
+    return files
+
+
+def phrases(count: int, seed: int) -> list[str]:
+    combos = [f"{s} {d}".strip() for d in _DETAILS for s in _SUBJECTS]
+    random.Random(seed).shuffle(combos)
+    return [combos[i % len(combos)] + ("" if i < len(combos) else f" {i}") for i in range(count)]
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: T201
+
+
+# Data ------------------------------------------------------------------------------------------
+def prepare_data(args: argparse.Namespace, *, feature_name: str, model: Path) -> dict[str, Any]:
+    from django.db import connection
+
+    from bench import synthetic
+
+    spec = synthetic.Spec(n=args.n, seed=args.seed)
+    out: dict[str, Any] = {"n": args.n, "seed": args.seed}
+    with connection.cursor() as cur:
+        present = synthetic.loaded_key(cur)
+    if present == spec.key() and not args.reload:
+        log(f"data already loaded ({spec.key()}): reusing it")
+        out["reused"] = True
+    else:
+        log(f"loading {args.n} artworks + embeddings with COPY")
+        out["reused"] = False
+        out["load"] = synthetic.load(
+            connection, spec=spec, feature_name=feature_name, model_name=str(model)
+        )
+        log(f"loaded: {out['load']}")
+    with connection.cursor() as cur:  # the loaded feature is the encoder's (any model)
+        cur.execute(
+            "UPDATE search_feature SET name = %s, model_name = %s "
+            "WHERE is_active AND (name <> %s OR model_name <> %s)",
+            [feature_name, str(model), feature_name, str(model)],
+        )
+        cur.execute("SELECT id FROM search_feature WHERE is_active")
+        out["feature_id"] = cur.fetchone()[0]
+        cur.execute("SELECT to_regclass('embedding_vector_hnsw') IS NOT NULL")
+        has_index = cur.fetchone()[0]
+    if has_index and args.keep_index:
+        log("keeping the existing HNSW index (--keep-index)")
+    else:
+        log("building the HNSW index (m 16, ef_construction 64, 2 parallel workers)")
+        out["hnsw_build_s"] = round(synthetic.build_hnsw(connection, m=16, ef_construction=64), 2)
+        log(f"HNSW built in {out['hnsw_build_s']} s")
+    out["sizes"] = {k: round(v, 1) for k, v in synthetic.sizes(connection).items()}
+    return out
+
+
+# Query sets --------------------------------------------------------------------------------------
+def query_cases(
+    *, texts: list[str], images: list[bytes], docs: list[int], count: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Per query type, `count` inputs (dicts of RetrievalInputs fields + filters)."""
+    cases: dict[str, list[dict[str, Any]]] = {k: [] for k in _CASE_NAMES}
+    for i in range(count):
+        text, image, doc = texts[i], images[i % len(images)], docs[i]
+        cases["text"].append({"text": text})
+        cases["image"].append({"image": image})
+        cases["document"].append({"document_id": doc})
+        cases["text+document"].append({"text": texts[3 * count + i], "document_id": doc})
+        cases["text+document+image"].append(
+            {"text": texts[count + i], "document_id": docs[-1 - i], "image": image}
+        )
+        cases["text+filter"].append({"text": texts[2 * count + i], "filters": FILTER})
+    return cases
+
+
+_CASE_NAMES = ("text", "image", "document", "text+document", "text+document+image", "text+filter")
+
+
+def run_inprocess(query: dict[str, Any], *, use_cache: bool) -> Any:
+    from search.filters import Filters
+    from search.retriever import RetrievalInputs, execute_retriever
+
+    inputs = RetrievalInputs(
+        text=query.get("text", ""),
+        image=query.get("image"),
+        document_id=query.get("document_id"),
+    )
+    filters = Filters(**query["filters"]) if query.get("filters") else None
+    return execute_retriever(inputs=inputs, filters=filters, use_cache=use_cache, limit=24)
+
+
+def inprocess_latency(cases: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Each query once, caches cleared before it (result cache and text-vector cache)."""
+    from django.core.cache import cache
+
+    from bench.stats import percentiles
+
+    out: dict[str, Any] = {}
+    for name, queries in cases.items():
+        run_inprocess(queries[0], use_cache=False)  # warm-up (model, connection, plans)
+        ms, encode, knn = [], [], []
+        for query in queries:
+            cache.clear()
+            started = time.perf_counter()
+            result = run_inprocess(query, use_cache=False)
+            ms.append((time.perf_counter() - started) * 1000)
+            encode.append(sum(s.encode_ms for s in result.stages[0].searches))
+            knn.append(sum(s.knn_ms for s in result.stages[0].searches))
+        out[name] = {
+            "latency_ms": percentiles(ms),
+            "encode_ms_p50": round(float(np.median(encode)), 2),
+            "knn_ms_p50": round(float(np.median(knn)), 2),
+        }
+        log(f"in-process {name}: {out[name]['latency_ms']}")
+    return out
+
+
+def inprocess_cache_hits(queries: list[dict[str, Any]]) -> dict[str, Any]:
+    from bench.stats import percentiles
+
+    ms = []
+    for query in queries:
+        run_inprocess(query, use_cache=True)
+        started = time.perf_counter()
+        result = run_inprocess(query, use_cache=True)
+        ms.append((time.perf_counter() - started) * 1000)
+        assert result.cache_hit, "the second identical query was not a cache hit"
+    return {"latency_ms": percentiles(ms)}
+
+
+# Recall ---------------------------------------------------------------------------------------
+def recall_sets(
+    *,
+    matrix: np.ndarray,
+    meta: dict[str, np.ndarray],
+    spec: Any,
+    text_vectors: np.ndarray,
+    image_vectors: np.ndarray,
+    docs: list[int],
+) -> dict[str, list[dict[str, Any]]]:
+    from bench import synthetic
+    from bench.recall import filter_mask
+    from search.filters import Filters
+
+    filters = Filters(**FILTER)  # type: ignore[arg-type]
+    mask = filter_mask(meta, filters)
+    count = len(docs)
+    return {
+        "text": [{"vector": v} for v in text_vectors],
+        "image": [{"vector": v} for v in image_vectors],
+        "document": [{"vector": matrix[d - 1], "exclude_id": d} for d in docs],
+        "text+filter": [{"vector": v, "filters": filters, "mask": mask} for v in text_vectors],
+        # The random-weight model's vectors are not shaped like a real model's queries; these
+        # are: new points from the collection's distribution (a photo of an artwork) and the
+        # same shifted by a "modality gap" (a real text query sits apart from the images).
+        "synthetic_image_like": [{"vector": v} for v in synthetic.fresh_queries(spec, count)],
+        "synthetic_text_like": [
+            {"vector": v} for v in synthetic.fresh_queries(spec, count, gap=0.6)
+        ],
+        "synthetic_text_like+filter": [
+            {"vector": v, "filters": filters, "mask": mask}
+            for v in synthetic.fresh_queries(spec, count, gap=0.6)
+        ],
+    }
+
+
+# Levers ---------------------------------------------------------------------------------------
+def ef_search_sweep(
+    *, matrix: np.ndarray, sets: dict[str, list[dict[str, Any]]], feature_id: int
+) -> list[dict[str, Any]]:
+    from bench.recall import measure_recall
+
+    rows = []
+    for mode, values in (("off", (250, 400, 600, 800, 1000)), ("relaxed_order", (100, 250, 400))):
+        for ef in values:
+            for name in ("document", "synthetic_text_like"):
+                r = measure_recall(
+                    matrix=matrix,
+                    queries=sets[name],
+                    feature_id=feature_id,
+                    ef_search=ef,
+                    iterative=mode,
+                )
+                rows.append({"iterative": mode, "ef_search": ef, "set": name, **_brief(r)})
+                log(f"ef_search {ef} {mode} {name}: {_brief(r)}")
+    return rows
+
+
+def _brief(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "recall@10": r["recall@10"],
+        "recall@250": r["recall@250"],
+        "knn_p50_ms": r["knn_ms"]["p50"],
+        "knn_p95_ms": r["knn_ms"]["p95"],
+        "short": r["short_results"],
+    }
+
+
+def halfvec_lever(
+    *, matrix: np.ndarray, sets: dict[str, list[dict[str, Any]]], feature_id: int
+) -> dict[str, Any]:
+    """An HNSW index over vector::halfvec(768) beside the float one (then dropped)."""
+    from django.db import connection
+
+    from bench import synthetic
+    from bench.recall import measure_recall
+
+    name = "bench_embedding_halfvec_hnsw"
+    seconds = synthetic.build_hnsw(connection, name=name, halfvec=True)
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT pg_relation_size('{name}')")
+        size = cur.fetchone()[0] / 1024 / 1024
+    out: dict[str, Any] = {"build_s": round(seconds, 2), "index_mb": round(size, 1)}
+    for ef in (400, 600):
+        for set_name in ("document", "synthetic_text_like"):
+            r = measure_recall(
+                matrix=matrix,
+                queries=sets[set_name],
+                feature_id=feature_id,
+                ef_search=ef,
+                iterative="relaxed_order",
+                halfvec=True,
+            )
+            out[f"ef{ef}:{set_name}"] = _brief(r)
+    with connection.cursor() as cur:
+        cur.execute(f"DROP INDEX IF EXISTS {name}")
+    log(f"halfvec: {out}")
+    return out
+
+
+def hnsw_grid(
+    grid: str, *, matrix: np.ndarray, sets: dict[str, list[dict[str, Any]]], feature_id: int
+) -> list[dict[str, Any]]:
+    """Rebuild the index with other m / ef_construction, measure, and restore the model's."""
+    from django.db import connection
+
+    from bench import synthetic
+    from bench.recall import measure_recall
+
+    rows = []
+    for item in filter(None, grid.split(",")):
+        m, efc = (int(x) for x in item.split(":"))
+        seconds = synthetic.build_hnsw(connection, m=m, ef_construction=efc)
+        size = synthetic.sizes(connection)["hnsw_index_mb"]
+        row: dict[str, Any] = {"m": m, "ef_construction": efc, "build_s": round(seconds, 1)}
+        row["index_mb"] = round(size, 1)
+        for ef in (250, 400):
+            for name in ("document", "synthetic_text_like"):
+                r = measure_recall(
+                    matrix=matrix,
+                    queries=sets[name],
+                    feature_id=feature_id,
+                    ef_search=ef,
+                    iterative="relaxed_order",
+                )
+                row[f"ef{ef}:{name}"] = _brief(r)
+        rows.append(row)
+        log(f"hnsw grid: {row}")
+    if rows:
+        seconds = synthetic.build_hnsw(connection, m=16, ef_construction=64)
+        log(f"restored the model's index (m 16, ef_construction 64) in {seconds:.1f} s")
+    return rows
+
+
+def concurrent_knn_lever(
+    *, encoder: Any, texts: list[str], docs: list[int], matrix: np.ndarray, feature_id: int
+) -> dict[str, Any]:
+    """text + document: encode, then both kNNs (the retriever today) against the document's
+    kNN running on another thread (its own DB connection) while the text is encoded."""
+    from django.db import connection
+
+    from bench.recall import retriever_knn
+    from bench.stats import percentiles
+
+    def doc_knn(doc: int) -> list[int]:
+        ids, _ = retriever_knn(
+            feature_id=feature_id, vector=matrix[doc - 1], top_k=250, exclude_id=doc
+        )
+        connection.close_if_unusable_or_obsolete()
+        return ids
+
+    sequential, overlapped = [], []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(doc_knn, docs[0]).result()  # open the thread's connection
+        for text, doc in zip(texts, docs, strict=False):
+            started = time.perf_counter()
+            v = encoder.encode_texts([text])[0]
+            retriever_knn(feature_id=feature_id, vector=v, top_k=250)
+            doc_knn(doc)
+            sequential.append((time.perf_counter() - started) * 1000)
+
+            started = time.perf_counter()
+            future = pool.submit(doc_knn, doc)
+            v = encoder.encode_texts([text])[0]
+            retriever_knn(feature_id=feature_id, vector=v, top_k=250)
+            future.result()
+            overlapped.append((time.perf_counter() - started) * 1000)
+    return {
+        "sequential_ms": percentiles(sequential),
+        "document_knn_on_a_thread_ms": percentiles(overlapped),
+    }
+
+
+def persistent_connection_lever(docs: list[int]) -> dict[str, Any]:
+    """Find-similar in process with the connection kept (CONN_MAX_AGE > 0) against a new
+    connection per query (CONN_MAX_AGE = 0: Django closes it after every request)."""
+    from django.core.cache import cache
+    from django.db import connection
+
+    from bench.stats import percentiles
+
+    kept, fresh = [], []
+    for doc in docs:
+        cache.clear()
+        started = time.perf_counter()
+        run_inprocess({"document_id": doc}, use_cache=False)
+        kept.append((time.perf_counter() - started) * 1000)
+        connection.close()
+        cache.clear()
+        started = time.perf_counter()
+        run_inprocess({"document_id": doc}, use_cache=False)
+        fresh.append((time.perf_counter() - started) * 1000)
+    return {"kept_ms": percentiles(kept), "new_connection_ms": percentiles(fresh)}
+
+
+# HTTP ----------------------------------------------------------------------------------------
+def http_section(
+    args: argparse.Namespace,
+    *,
+    env: dict[str, str],
+    cases: dict[str, list[dict[str, Any]]],
+    docs: list[int],
+) -> dict[str, Any]:
+    from bench import web
+    from bench.stats import percentiles
+
+    def payload(query: dict[str, Any], *, use_cache: bool) -> dict[str, Any]:
+        return web.body(
+            text=query.get("text", ""),
+            image=query.get("image"),
+            document_id=query.get("document_id"),
+            filters=query.get("filters"),
+            use_cache=use_cache,
+        )
+
+    out: dict[str, Any] = {"workers": args.workers, "threads": args.threads}
+    with web.serve(
+        env=env,
+        workers=args.workers,
+        threads=args.threads,
+        log=ROOT / "var" / "bench" / "gunicorn.log",
+        root=ROOT,
+        config="python:bench.gunicorn_int8" if args.int8 else "",
+    ) as server:
+        out["memory_idle"] = server.memory()
+        client = web.Client(server.port)
+        warm = {**cases["text+document+image"][0], "text": "warm up", "filters": FILTER}
+        for query in (warm, warm):  # load the model, warm every path (not a timed query)
+            status, parsed, _ = client.post(API_PATH, payload(query, use_cache=False))
+            if status != 200:
+                raise RuntimeError(f"API warm-up: HTTP {status}: {str(parsed)[:500]}")
+        out["memory_warm"] = server.memory()
+        latency: dict[str, Any] = {}
+        for name, queries in cases.items():
+            ms = []
+            for query in queries:
+                status, parsed, took = client.post(API_PATH, payload(query, use_cache=False))
+                if status != 200:
+                    raise RuntimeError(f"API {name}: HTTP {status}: {str(parsed)[:500]}")
+                ms.append(took)
+            latency[name] = {"latency_ms": percentiles(ms)}
+            log(f"HTTP {name}: {latency[name]['latency_ms']}")
+        out["latency"] = latency
+        hits = []
+        for query in cases["text+document"]:
+            client.post(API_PATH, payload(query, use_cache=True))
+            status, parsed, took = client.post(API_PATH, payload(query, use_cache=True))
+            hits.append(took)
+        out["cache_hit"] = {"latency_ms": percentiles(hits)}
+        log(f"HTTP cache hit: {out['cache_hit']}")
+        if args.levers:
+            fresh = web.Client(server.port, keep_alive=False)
+            ka, nka = [], []
+            for doc in docs:
+                ka.append(client.post(API_PATH, web.body(document_id=doc))[2])
+                nka.append(fresh.post(API_PATH, web.body(document_id=doc))[2])
+            out["keep_alive_lever"] = {
+                "keep_alive_ms": percentiles(ka),
+                "new_http_connection_ms": percentiles(nka),
+            }
+        # The load test: a mix like a gallery's traffic, every query distinct (cache misses).
+        mix = load_mix(cases, n=args.n, seed=args.seed)
+        log(f"load test: {args.concurrency_clients} clients for {args.concurrency_seconds:.0f} s")
+        out["concurrency"] = web.load_test(
+            port=server.port,
+            path=API_PATH,
+            payloads=mix,
+            clients=args.concurrency_clients,
+            seconds=args.concurrency_seconds,
+        )
+        out["memory_after_load"] = server.memory()
+        log(f"load test: {out['concurrency']}")
+    return out
+
+
+def load_mix(cases: dict[str, list[dict[str, Any]]], *, n: int, seed: int) -> list[dict[str, Any]]:
+    """600 distinct requests: 2/5 find similar, 1/5 text, 1/5 text + document, 1/10 image,
+    1/10 text with a filter; texts never seen before (no vector-cache hits)."""
+    from bench import web
+
+    rng = random.Random(seed + 11)
+    texts = [f"{t} {i}" for i, t in enumerate(phrases(600, seed + 1))]
+    images = [q["image"] for q in cases["image"]]
+    out = []
+    for i, text in enumerate(texts):
+        doc = rng.randint(1, n)
+        kind = i % 10
+        if kind < 4:
+            out.append(web.body(document_id=doc))
+        elif kind < 6:
+            out.append(web.body(text=text))
+        elif kind < 8:
+            out.append(web.body(text=text, document_id=doc))
+        elif kind == 8:
+            out.append(web.body(image=images[i % len(images)]))
+        else:
+            out.append(web.body(text=text, filters=FILTER))
+    return out
+
+
+# Report ---------------------------------------------------------------------------------------
+def verdicts(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    http = figures.get("http", {}).get("latency", {})
+    inproc = figures["inprocess"]
+    for name, target in TARGETS.items():
+        if name == "cache_hit":
+            ip = figures["cache_hit"]["latency_ms"]["p95"]
+            hp = figures.get("http", {}).get("cache_hit", {}).get("latency_ms", {}).get("p95")
+        else:
+            ip = inproc[name]["latency_ms"]["p95"]
+            hp = http.get(name, {}).get("latency_ms", {}).get("p95")
+        worst = max(x for x in (ip, hp) if x is not None)
+        rows.append(
+            {
+                "target": f"{name} p95 <= {target:g} ms",
+                "in_process": ip,
+                "http": hp,
+                "met": bool(worst <= target),
+            }
+        )
+    for name, r in figures["recall"].items():
+        rows.append(
+            {
+                "target": f"recall@250 >= {RECALL_TARGET} ({name})",
+                "in_process": r["recall@250"],
+                "http": None,
+                "met": bool(r["recall@250"] >= RECALL_TARGET),
+            }
+        )
+    floor = figures.get("floor", {})
+    if floor:
+        tower = floor["text_tower_ms"]["p50"]
+        text = inproc["text"]["latency_ms"]["p50"]
+        rows.append(
+            {
+                "target": "text query p50 <= 1.3 x text tower p50",
+                "in_process": round(text / tower, 2),
+                "http": round(http["text"]["latency_ms"]["p50"] / tower, 2)
+                if "text" in http
+                else None,
+                "met": bool(text <= 1.3 * tower),
+            }
+        )
+    conc = figures.get("http", {}).get("concurrency")
+    if conc:
+        rows.append(
+            {
+                "target": f"{conc['clients']} clients for {conc['seconds']:.0f} s, no error",
+                "in_process": None,
+                "http": f"{conc['requests']} req, {conc['errors']} err",
+                "met": conc["errors"] == 0 and conc["requests"] > 0,
+            }
+        )
+    return rows
+
+
+def print_report(figures: dict[str, Any]) -> None:
+    p = print  # noqa: T202 - the report is the output
+    d = figures["data"]
+    p("\n" + "=" * 96)
+    p(
+        f"Query benchmark: {d['n']} artworks, model {figures['model']['name']} "
+        f"({figures['model']['parameters'] / 1e6:.0f}M parameters), "
+        f"{figures['machine']['cpus']} CPUs, load {figures['machine']['load_start']} -> "
+        f"{figures['machine']['load_end']}"
+    )
+    if "hnsw_build_s" in d:
+        p(f"HNSW build (m 16, ef_construction 64): {d['hnsw_build_s']} s")
+    p("Sizes (MB): " + ", ".join(f"{k} {v}" for k, v in d["sizes"].items()))
+    p("\nLatency ms (p50 / p95 / p99)         in process              HTTP")
+    http = figures.get("http", {}).get("latency", {})
+    for name, r in figures["inprocess"].items():
+        a = r["latency_ms"]
+        h = http.get(name, {}).get("latency_ms")
+        hs = f"{h['p50']:>7} {h['p95']:>7} {h['p99']:>7}" if h else "-"
+        p(f"  {name:<24} {a['p50']:>7} {a['p95']:>7} {a['p99']:>7}    {hs}")
+    c = figures["cache_hit"]["latency_ms"]
+    hc = figures.get("http", {}).get("cache_hit", {}).get("latency_ms")
+    p(
+        f"  {'cache hit':<24} {c['p50']:>7} {c['p95']:>7} {c['p99']:>7}    "
+        + (f"{hc['p50']:>7} {hc['p95']:>7} {hc['p99']:>7}" if hc else "-")
+    )
+    p("\nRecall against exact search (the retriever's kNN)  @10     @250    kNN p50/p95 ms")
+    for name, r in figures["recall"].items():
+        p(
+            f"  {name:<46} {r['recall@10']:<7} {r['recall@250']:<7} "
+            f"{r['knn_ms']['p50']} / {r['knn_ms']['p95']}"
+        )
+    f = figures.get("floor")
+    if f:
+        p(
+            f"\nEncoder floor (torch threads {f['torch_threads']}): text tower p50 "
+            f"{f['text_tower_ms']['p50']} ms, encode_texts {f['text_encode_ms']['p50']}; image "
+            f"tower {f['image_tower_ms']['p50']} ms, encode_images {f['image_encode_ms']['p50']}"
+        )
+    mem = figures.get("http", {}).get("memory_after_load")
+    if mem:
+        p(f"Web process memory after the load test: {mem}")
+    p("\nTargets")
+    for row in figures["verdicts"]:
+        p(
+            f"  [{'MET ' if row['met'] else 'MISS'}] {row['target']:<52} "
+            f"in-process {row['in_process']}   http {row['http']}"
+        )
+    p("=" * 96)
+
+
+# Main -----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    env = configure_environment(args)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from bench import floor, synthetic
+    from bench.model import parameter_count
+    from bench.recall import measure_recall
+    from bench.stats import loadavg
+
+    figures: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "load_start": loadavg(),
+        },
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    folder = model_folder(args)
+    os.environ["GALLERY_EMBEDDING_MODEL"] = env["GALLERY_EMBEDDING_MODEL"] = str(folder)
+    from django.conf import settings
+
+    settings.GALLERY_EMBEDDING_MODEL = str(folder)
+    from search.encoder import get_encoder, reset_encoder
+
+    reset_encoder()
+    encoder = get_encoder()
+    if args.int8:
+        encoder = floor.quantise_in_place()
+    figures["model"] = {
+        "name": encoder.feature_name + (" int8" if args.int8 else ""),
+        "folder": folder.name,
+        "parameters": parameter_count(encoder.model),
+    }
+    figures["data"] = prepare_data(args, feature_name=encoder.feature_name, model=folder)
+    feature_id = figures["data"]["feature_id"]
+
+    spec = synthetic.Spec(n=args.n, seed=args.seed)
+    matrix = synthetic.vectors(spec)
+    meta = synthetic.metadata(spec)
+    rng = random.Random(args.seed + 7)
+    count = args.queries
+    texts = phrases(4 * count, args.seed)  # every text query distinct: no vector-cache hits
+    image_files = paintings(args)
+    chosen = rng.sample(image_files, min(len(image_files), max(count, 8)))
+    images = [p.read_bytes() for p in chosen]
+    docs = rng.sample(range(1, args.n + 1), max(count, args.recall_queries))
+    cases = query_cases(texts=texts, images=images, docs=docs, count=count)
+
+    log("encoding the recall queries")
+    from gallery.images import load_image
+
+    rq = args.recall_queries
+    text_vectors = encoder.encode_texts(texts[:rq])
+    image_vectors = encoder.encode_images(
+        [load_image(b).image for b in (images * rq)[:rq]], batch_size=8
+    )
+    sets = recall_sets(
+        matrix=matrix,
+        meta=meta,
+        spec=spec,
+        text_vectors=text_vectors,
+        image_vectors=image_vectors,
+        docs=docs[:rq],
+    )
+    figures["recall"] = {}
+    for name, queries in sets.items():
+        figures["recall"][name] = measure_recall(
+            matrix=matrix, queries=queries, feature_id=feature_id
+        )
+        log(f"recall {name}: {figures['recall'][name]}")
+
+    figures["inprocess"] = inprocess_latency(cases)
+    figures["cache_hit"] = inprocess_cache_hits(cases["text+document"])
+    log(f"cache hit: {figures['cache_hit']}")
+
+    log("encoder floor")
+    from PIL import Image
+
+    first_image = Image.open(chosen[0]).convert("RGB")
+    figures["floor"] = floor.tower_floor(encoder, image=first_image, runs=max(5, min(count, 15)))
+    log(f"floor: {figures['floor']}")
+
+    if args.levers:
+        levers: dict[str, Any] = {}
+        levers["torch_threads"] = floor.thread_sweep(encoder, runs=max(5, min(count, 10)))
+        log(f"threads: {levers['torch_threads']}")
+        levers["concurrent_knn"] = concurrent_knn_lever(
+            encoder=encoder,
+            texts=texts[: min(count, 15)],
+            docs=docs[: min(count, 15)],
+            matrix=matrix,
+            feature_id=feature_id,
+        )
+        log(f"concurrent kNN: {levers['concurrent_knn']}")
+        levers["persistent_connections"] = persistent_connection_lever(docs[:count])
+        log(f"persistent connections: {levers['persistent_connections']}")
+        levers["ef_search"] = ef_search_sweep(matrix=matrix, sets=sets, feature_id=feature_id)
+        if args.halfvec:
+            levers["halfvec"] = halfvec_lever(matrix=matrix, sets=sets, feature_id=feature_id)
+        log("int8 quantisation")
+        levers["int8"] = floor.int8_lever(
+            encoder,
+            images=image_files[: args.int8_images],
+            phrases=texts[: min(len(texts), 32)],
+            collection=matrix,
+            runs=max(5, min(count, 10)),
+        )
+        log(f"int8: {levers['int8']}")
+        if args.hnsw_grid:
+            levers["hnsw_grid"] = hnsw_grid(
+                args.hnsw_grid, matrix=matrix, sets=sets, feature_id=feature_id
+            )
+        figures["levers"] = levers
+
+    if args.http:
+        from django.db import connections
+
+        connections.close_all()
+        figures["http"] = http_section(args, env=env, cases=cases, docs=docs[:count])
+
+    figures["machine"]["load_end"] = loadavg()
+    figures["total_s"] = round(time.perf_counter() - started, 1)
+    figures["verdicts"] = verdicts(figures)
+    print_report(figures)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2, default=_json_default))
+        log(f"figures saved to {args.json}")
+    return figures
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+if __name__ == "__main__":
+    main()
