@@ -2,7 +2,7 @@
 
 Result keys hash the normalised inputs, the retriever's configuration and the collection
 version. The version is one row that statement-level triggers bump inside every transaction
-that writes artworks, embeddings or features (migration search/0003_retrievers_fts_cache), so
+that writes artworks, embeddings or features (migration search/0002_retrievers_fts_cache), so
 bulk inserts by a worker in another process, `QuerySet.update()` and raw SQL change it too
 (signals would miss those, and a per-process counter would miss other processes). The bump
 commits with the data it describes, so a stale list is never served (see `collection_version`).

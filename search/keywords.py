@@ -2,7 +2,7 @@
 
 The document is title and artist (weight A), medium (C) and description (D) in the English
 configuration; a GIN expression index on exactly this expression (migration
-search/0003_retrievers_fts_cache) serves the match. Queries use `websearch_to_tsquery`, so
+search/0002_retrievers_fts_cache) serves the match. Queries use `websearch_to_tsquery`, so
 people may write "quoted phrases", `or` and `-excluded` words; anything they type is valid.
 Rows are ranked by `ts_rank_cd` (cover density, weighted), then by id.
 """

@@ -1,6 +1,4 @@
 # The image version an embedding was computed from (see Embedding.image_sha256).
-# Depends on the retrievers migration only to keep one leaf while both are uncommitted; the lead
-# may reorder (the two touch different tables).
 
 from django.db import migrations, models
 
@@ -8,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("search", "0003_retrievers_fts_cache"),
+        ("search", "0002_retrievers_fts_cache"),
     ]
 
     operations = [
