@@ -118,7 +118,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--int8",
         action="store_true",
-        help="quantise the query encoder to int8 (in process and in the web workers)",
+        help="GALLERY_QUERY_QUANTIZE=int8: the query encoder in int8 (here and in the web)",
     )
     p.add_argument("--int8-images", type=int, default=48)
     p.add_argument("--keep-index", action="store_true", help="do not rebuild an existing index")
@@ -145,6 +145,8 @@ def configure_environment(args: argparse.Namespace) -> dict[str, str]:
     }
     if args.torch_threads:
         env["GALLERY_TORCH_THREADS"] = str(args.torch_threads)
+    # int8: the query encoder of this process and of the web workers (search/encoder.py).
+    env["GALLERY_QUERY_QUANTIZE"] = "int8" if args.int8 else ""
     os.environ.update(env)
     return env
 
@@ -366,14 +368,15 @@ def _brief(r: dict[str, Any]) -> dict[str, Any]:
 def halfvec_lever(
     *, matrix: np.ndarray, sets: dict[str, list[dict[str, Any]]], feature_id: int
 ) -> dict[str, Any]:
-    """An HNSW index over vector::halfvec(768) beside the float one (then dropped)."""
+    """The storage lever, turned around now that the column is halfvec(768): an HNSW index over
+    vector::vector(768) (float32, the old storage's index) beside the model's (then dropped)."""
     from django.db import connection
 
     from bench import synthetic
     from bench.recall import measure_recall
 
-    name = "bench_embedding_halfvec_hnsw"
-    seconds = synthetic.build_hnsw(connection, name=name, halfvec=True)
+    name = "bench_embedding_halfvec_hnsw"  # the name synthetic.load() drops
+    seconds = synthetic.build_hnsw(connection, name=name, halfvec=False)
     with connection.cursor() as cur:
         cur.execute(f"SELECT pg_relation_size('{name}')")
         size = cur.fetchone()[0] / 1024 / 1024
@@ -386,12 +389,12 @@ def halfvec_lever(
                 feature_id=feature_id,
                 ef_search=ef,
                 iterative="relaxed_order",
-                halfvec=True,
+                halfvec=False,
             )
-            out[f"ef{ef}:{set_name}"] = _brief(r)
+            out[f"float32 ef{ef}:{set_name}"] = _brief(r)
     with connection.cursor() as cur:
         cur.execute(f"DROP INDEX IF EXISTS {name}")
-    log(f"halfvec: {out}")
+    log(f"float32 index: {out}")
     return out
 
 
@@ -517,7 +520,7 @@ def http_section(
         threads=args.threads,
         log=ROOT / "var" / "bench" / "gunicorn.log",
         root=ROOT,
-        config="python:bench.gunicorn_int8" if args.int8 else "",
+        config="",
     ) as server:
         out["memory_idle"] = server.memory()
         client = web.Client(server.port)
@@ -736,9 +739,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from search.encoder import get_encoder, reset_encoder
 
     reset_encoder()
-    encoder = get_encoder()
-    if args.int8:
-        encoder = floor.quantise_in_place()
+    # The encoder queries use: int8 when GALLERY_QUERY_QUANTIZE=int8 (--int8), else fp32.
+    encoder = get_encoder(for_queries=True)
     figures["model"] = {
         "name": encoder.feature_name + (" int8" if args.int8 else ""),
         "folder": folder.name,

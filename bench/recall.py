@@ -71,15 +71,17 @@ def sql_knn(
     iterative: str = "relaxed_order",
     filters: Filters | None = None,
     exclude_id: int | None = None,
-    halfvec: bool = False,
+    halfvec: bool = True,
 ) -> tuple[list[int], float]:
     """The retriever's kNN SQL (search/knn.py's shape) with the levers exposed; (ids, ms)."""
     from search.knn import vector_literal
 
     where, filter_params = filter_sql(filters)
     exclusion = " AND e.artwork_id <> %s" if exclude_id is not None else ""
-    column = "e.vector::halfvec(768)" if halfvec else "e.vector"
-    cast = "::halfvec(768)" if halfvec else "::vector"
+    # The column is halfvec(768); halfvec=False compares through a float32 cast (the index
+    # bench.query's float32 lever builds).
+    column = "e.vector" if halfvec else "e.vector::vector(768)"
+    cast = "::halfvec" if halfvec else "::vector"
     sql = f"""
         WITH nearest AS MATERIALIZED (
             SELECT e.artwork_id, {column} <=> %s{cast} AS distance

@@ -301,6 +301,7 @@ def load(connection: Any, *, spec: Spec, feature_name: str, model_name: str) -> 
     """Replace the collection with `spec`'s artworks and embeddings (COPY, binary vectors), with
     one active feature named `feature_name`. Returns timings. Drops the HNSW index (rebuilt by
     the caller, which times it)."""
+    from pgvector import HalfVector
     from pgvector.psycopg import register_vector
 
     timings: dict[str, float] = {}
@@ -367,9 +368,10 @@ def load(connection: Any, *, spec: Spec, feature_name: str, model_name: str) -> 
             "COPY search_embedding (artwork_id, feature_id, vector, image_sha256, created_at) "
             "FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
-            copy.set_types(["bigint", "bigint", "vector", "varchar", "timestamptz"])
+            # Embedding.vector is halfvec(768) (search/migrations/0004).
+            copy.set_types(["bigint", "bigint", "halfvec", "varchar", "timestamptz"])
             for i in range(spec.n):
-                copy.write_row((i + 1, feature_id, vecs[i], "", now))
+                copy.write_row((i + 1, feature_id, HalfVector(vecs[i]), "", now))
         timings["copy_embeddings_s"] = time.perf_counter() - t0
         cur.execute(f"INSERT INTO {META_TABLE} (id, key) VALUES (1, %s)", [spec.key()])
     raw.commit() if not raw.autocommit else None
@@ -390,7 +392,7 @@ def build_hnsw(
     workers: int = 2,
     maintenance_work_mem: str = "2GB",
     name: str = "embedding_vector_hnsw",
-    halfvec: bool = False,
+    halfvec: bool = True,
 ) -> float:
     """Drop and rebuild an HNSW cosine index on search_embedding; returns the build seconds.
     The default name and parameters are the model's own index (search/models/embeddings.py)."""
@@ -400,10 +402,12 @@ def build_hnsw(
         cur.execute("SET statement_timeout = 0")  # the app's 30 s limit is for queries
         cur.execute(f"SET maintenance_work_mem = '{maintenance_work_mem}'")
         cur.execute(f"SET max_parallel_maintenance_workers = {int(workers)}")
+        # The column is halfvec(768) since search/migrations/0004: `halfvec` is the model's own
+        # index; `halfvec=False` indexes the float32 cast, the old storage's index, to compare.
         target = (
-            f"((vector::halfvec({DIMENSIONS})) halfvec_cosine_ops)"
+            "(vector halfvec_cosine_ops)"
             if halfvec
-            else "(vector vector_cosine_ops)"
+            else f"((vector::vector({DIMENSIONS})) vector_cosine_ops)"
         )
         t0 = time.perf_counter()
         cur.execute(

@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.utils.html import escape
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +21,8 @@ Handler = Callable[[HttpRequest], HttpResponse]
 
 
 def _wants_json(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/") or "application/json" in request.headers.get(
-        "Accept", ""
+    return request.path.startswith(("/api/", "/healthz")) or "application/json" in (
+        request.headers.get("Accept", "")
     )
 
 
@@ -30,7 +31,11 @@ def _error(request: HttpRequest, status: int, message: str, **headers: str) -> H
     if _wants_json(request):
         response = JsonResponse({"detail": message}, status=status)
     else:
-        html = render_to_string("error.html", {"status": status, "message": message}, request)
+        try:
+            html = render_to_string("error.html", {"status": status, "message": message}, request)
+        except Exception:  # the page itself may need what is failing (the database, say)
+            logger.exception("error page could not be rendered; answering in plain text")
+            html = f"<!doctype html><title>Error {status}</title><p>{escape(message)}</p>"
         response = HttpResponse(html, status=status)
     for name, value in headers.items():
         response[name.replace("_", "-")] = value

@@ -170,6 +170,12 @@ GALLERY_TRUST_X_FORWARDED_FOR = env_bool("GALLERY_TRUST_X_FORWARDED_FOR")
 # Images: the largest upload accepted, and the pixel limit that stops decompression bombs.
 GALLERY_MAX_UPLOAD_BYTES = int(os.environ.get("GALLERY_MAX_UPLOAD_BYTES", str(20 * 1024 * 1024)))
 GALLERY_MAX_IMAGE_PIXELS = int(os.environ.get("GALLERY_MAX_IMAGE_PIXELS", str(64_000_000)))
+# Visitors' query images: kept GALLERY_QUERY_UPLOAD_TTL seconds, outside MEDIA_ROOT (never served
+# as media files). Unset: a "query-uploads" folder beside MEDIA_ROOT.
+GALLERY_QUERY_UPLOAD_DIR = os.environ.get("GALLERY_QUERY_UPLOAD_DIR") or None
+GALLERY_QUERY_UPLOAD_TTL = int(os.environ.get("GALLERY_QUERY_UPLOAD_TTL", "3600"))
+GALLERY_PAGE_SIZE = int(os.environ.get("GALLERY_PAGE_SIZE", "24"))
+GALLERY_SERVE_MEDIA = env_bool("GALLERY_SERVE_MEDIA")  # Django serves media (else the proxy)
 GALLERY_THUMBNAIL_SIZE = int(os.environ.get("GALLERY_THUMBNAIL_SIZE", "400"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = GALLERY_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

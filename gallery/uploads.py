@@ -1,7 +1,7 @@
 """Query images: a visitor's upload kept briefly under a random id, so a search by image has a URL.
 
 The bytes are validated with `load_image` before anything is written, stored in
-MEDIA_ROOT/query-uploads/<id> beside a small WebP preview, and deleted after
+GALLERY_QUERY_UPLOAD_DIR/<id> (outside MEDIA_ROOT) beside a small WebP preview, and deleted after
 GALLERY_QUERY_UPLOAD_TTL seconds (expired files are purged whenever a new upload arrives).
 They are never added to the collection.
 """
@@ -34,7 +34,10 @@ def upload_ttl() -> int:
 
 
 def upload_dir() -> Path:
-    return Path(settings.MEDIA_ROOT) / "query-uploads"
+    """Outside MEDIA_ROOT on purpose: a visitor's query image is never served as a media file;
+    only its preview is, through the view that checks the id and the expiry."""
+    configured = getattr(settings, "GALLERY_QUERY_UPLOAD_DIR", None)
+    return Path(configured) if configured else Path(settings.MEDIA_ROOT).parent / "query-uploads"
 
 
 def is_upload_id(value: str) -> bool:

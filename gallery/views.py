@@ -221,6 +221,7 @@ def _search(query: SearchQuery, outcome: SearchOutcome) -> None:
         outcome.error = _friendly_error(exc)
         outcome.status = exc.status_code
         return
+    outcome.notices.extend(result.notices)  # e.g. the image model is unavailable
     outcome.cards = _cards_from_items(result.results)
     outcome.total = result.total
     outcome.timing = _timing_line(result)

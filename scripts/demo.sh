@@ -22,6 +22,8 @@ if [ -z "${CELERY_BROKER_URL:-}" ]; then
   fi
 fi
 echo "Celery broker: $CELERY_BROKER_URL"
+# The real model comes from the Hugging Face cache; HF_HUB_OFFLINE=0 lets the demo download it.
+export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
 
 "$PY" manage.py migrate --noinput
 

@@ -78,3 +78,11 @@ class BadRetrieverConfig(RetrievalError):
 
     status_code = 500
     code = "bad_retriever_config"
+
+
+class EncoderUnavailable(RetrievalError):
+    """The model that turns a query's text or image into a vector cannot be loaded. Text
+    searches fall back to keywords (with a notice); a query left with nothing to run gets this."""
+
+    status_code = 503
+    code = "encoder_unavailable"

@@ -56,11 +56,12 @@ def active_feature() -> Feature:
 
 def query_encoder() -> tuple[Encoder, Feature]:
     """The encoder whose vectors match the active feature, and that feature. During a model
-    switch this is the OLD model (the configured one's vectors are not complete yet)."""
+    switch this is the OLD model (the configured one's vectors are not complete yet). It is the
+    query encoder (int8 with GALLERY_QUERY_QUANTIZE=int8), never the one workers embed with."""
     feature = active_feature()
-    encoder = get_encoder()
+    encoder = get_encoder(for_queries=True)
     if encoder.feature_name != feature.name:
-        encoder = get_encoder(feature.model_name)
+        encoder = get_encoder(feature.model_name, for_queries=True)
         if encoder.feature_name != feature.name:
             raise RuntimeError(
                 f"The active feature {feature.name} needs model {feature.model_name!r}, which "

@@ -2,12 +2,16 @@
 
 The index is approximate, and two settings decide what it returns:
 - `hnsw.ef_search` (the candidate list) is at least top_k: pgvector returns at most ef_search
-  rows otherwise. The floor (SEARCH_HNSW_EF_SEARCH, default 400) was measured on 120,000
-  clustered vectors here: recall@250 0.957 at 400 against 0.92 at 250.
+  rows otherwise. The floor depends on the query's kind (search/config.py `ef_search_for`):
+  SEARCH_HNSW_EF_SEARCH (400) for images and stored vectors, SEARCH_HNSW_EF_SEARCH_TEXT (800)
+  for text, whose vectors sit apart from the image vectors (the modality gap) where the graph
+  is harder to walk.
 - `hnsw.iterative_scan = relaxed_order` (pgvector 0.8): when filters (metadata, another
   feature's vectors, the excluded artwork) reject candidates, the scan goes on until top_k rows
   pass. Relaxed order may return rows slightly out of order, so a MATERIALIZED CTE re-sorts them
   by exact distance (then id, for ties).
+Vectors are stored as halfvec(768) (migration search/0004); the query vector is sent as
+float32 text and cast to halfvec in SQL.
 The plan is pinned (see `_configure`): the vectors are TOASTed, so the planner thinks a full
 scan and sort is cheap and prefers it already at 3,000 rows; measured here at 120,000 vectors it
 takes 560-800 ms against 27-34 ms through the index.
@@ -42,10 +46,10 @@ def knn_sql(*, filters: Filters | None, exclude: bool) -> tuple[str, list[Any]]:
     join = " JOIN gallery_artwork a ON a.id = e.artwork_id" if where else ""
     sql = f"""
         WITH nearest AS MATERIALIZED (
-            SELECT e.artwork_id, e.vector <=> %s::vector AS distance
+            SELECT e.artwork_id, e.vector <=> %s::halfvec AS distance
             FROM search_embedding e{join}
             WHERE e.feature_id = %s{exclusion}{where}
-            ORDER BY e.vector <=> %s::vector
+            ORDER BY e.vector <=> %s::halfvec
             LIMIT %s
         )
         SELECT artwork_id, distance FROM nearest ORDER BY distance + 0, artwork_id
@@ -62,18 +66,20 @@ def knn(
     top_k: int,
     filters: Filters | None = None,
     exclude_id: int | None = None,
+    ef_search: int | None = None,
 ) -> list[tuple[int, float]]:
-    """[(artwork id, cosine distance)], nearest first, at most top_k rows."""
+    """[(artwork id, cosine distance)], nearest first, at most top_k rows. `ef_search` is the
+    candidate list's floor (default SEARCH_HNSW_EF_SEARCH); it is raised to top_k if lower."""
     sql, params = _query(feature_id, vector, top_k, filters, exclude_id)
     with transaction.atomic(), connection.cursor() as cur:
-        _configure(cur, top_k=top_k, index=True)
+        _configure(cur, top_k=top_k, index=True, ef_search=ef_search)
         cur.execute(sql, params)
         rows = [(int(artwork_id), float(distance)) for artwork_id, distance in cur.fetchall()]
         if len(rows) < top_k:
-            _configure(cur, top_k=top_k, index=False)
+            _configure(cur, top_k=top_k, index=False, ef_search=ef_search)
             cur.execute(sql, params)
             rows = [(int(artwork_id), float(distance)) for artwork_id, distance in cur.fetchall()]
-            _configure(cur, top_k=top_k, index=True)
+            _configure(cur, top_k=top_k, index=True, ef_search=ef_search)
     return rows
 
 
@@ -84,11 +90,12 @@ def explain_knn(
     top_k: int,
     filters: Filters | None = None,
     exclude_id: int | None = None,
+    ef_search: int | None = None,
 ) -> str:
     """The plan of knn()'s first (index) query, under the same settings (tests, diagnosis)."""
     sql, params = _query(feature_id, vector, top_k, filters, exclude_id)
     with transaction.atomic(), connection.cursor() as cur:
-        _configure(cur, top_k=top_k, index=True)
+        _configure(cur, top_k=top_k, index=True, ef_search=ef_search)
         cur.execute("EXPLAIN " + sql, params)
         return "\n".join(row[0] for row in cur.fetchall())
 
@@ -110,7 +117,7 @@ def _query(
     return sql, [*params, *filter_params, literal, top_k]
 
 
-def _configure(cur: Any, *, top_k: int, index: bool) -> None:
+def _configure(cur: Any, *, top_k: int, index: bool, ef_search: int | None = None) -> None:
     """SET LOCAL (set_config(..., true)): the settings end with the transaction.
 
     index=True pins the plan we want: walk the HNSW index in distance order (sorting is off, so
@@ -119,7 +126,8 @@ def _configure(cur: Any, *, top_k: int, index: bool) -> None:
     planner would otherwise compare every candidate against every matching artwork).
     index=False is the exact scan: no index scans, sorting allowed.
     """
-    ef_search = min(MAX_TOP_K, max(top_k, ef_search_floor()))
+    floor = ef_search_floor() if ef_search is None else ef_search
+    ef_search = min(MAX_TOP_K, max(top_k, floor))
     on_for_exact = "off" if index else "on"
     cur.execute(
         "SELECT set_config('hnsw.ef_search', %s, true),"
@@ -143,4 +151,5 @@ def stored_vector(*, artwork_id: int, feature_id: int) -> np.ndarray | None:
         row = cur.fetchone()
     if row is None:
         return None
+    # halfvec's text holds float16 values; as float32 they are exactly what the index compares.
     return np.array(row[0].strip("[]").split(","), dtype=np.float32)

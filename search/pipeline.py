@@ -203,7 +203,7 @@ def insert_vectors(
     artwork = Artwork._meta.db_table
     sql = f"""
         INSERT INTO {embedding} (artwork_id, feature_id, vector, image_sha256, created_at)
-        SELECT a.id, %s, v.vector::vector, a.image_sha256, now()
+        SELECT a.id, %s, v.vector::halfvec, a.image_sha256, now()
         FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(artwork_id, sha, vector)
         JOIN {artwork} a ON a.id = v.artwork_id AND a.image_sha256 = v.sha
         ON CONFLICT (artwork_id, feature_id) DO UPDATE

@@ -11,7 +11,19 @@ skipped the caller gets `NothingToSearch` (HTTP 400). Then:
   keywords  -> PostgreSQL full-text search of the metadata
 The filters apply inside every search, before its top_k. The ranked lists are fused by RRF
 (search/fusion.py); one list alone keeps its own order. The fused list (at most final_top_k
-long) is cached whole, so paging through it never recomputes it.
+long) is cached whole, so paging through it never recomputes it, and each page served is
+cached beside it with its artworks' fields, so a repeated page costs one query: the
+collection version (read together with the retriever's configuration, whose parsed form is
+kept per process). Titles and thumbnails cannot go stale: any write to artworks bumps the
+version, which is part of every key.
+
+Searches that need only the database (document, keywords) run on a helper thread, with its own
+connection, while this thread encodes the text or image; see `_overlap_allowed`.
+
+When the query encoder cannot be loaded, a text search falls back to a keyword search of the
+same text and the result carries a notice; an image search is skipped with a notice, and a query
+left with nothing to run is refused with EncoderUnavailable (HTTP 503). Such results are not
+cached: the model may be back for the next query.
 
 A search's feature "active" means the feature active at query time (search/features.py), so
 switching models needs no retriever edit; a named feature is used as is.
@@ -21,12 +33,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import logging
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db import connection, connections
 
 from gallery.images import ImageError, load_image, sha256_bytes
 from gallery.models import Artwork
@@ -37,6 +55,7 @@ from search.config import (
     ConfigError,
     RetrieverConfig,
     Search,
+    ef_search_for,
     max_page_size,
     max_text_chars,
     parse_config,
@@ -46,6 +65,7 @@ from search.errors import (
     BadImage,
     BadPagination,
     BadRetrieverConfig,
+    EncoderUnavailable,
     FeatureUnavailable,
     ImageTooLarge,
     MissingInput,
@@ -67,6 +87,7 @@ __all__ = [
     "BadFilter",
     "BadImage",
     "BadPagination",
+    "EncoderUnavailable",
     "FeatureUnavailable",
     "Filters",
     "ImageTooLarge",
@@ -87,8 +108,16 @@ __all__ = [
     "execute_retriever",
 ]
 
+logger = logging.getLogger(__name__)
+
 STAGE_NAME = "feature_search"
-CACHE_FORMAT = 1  # bump when the cached payload's shape changes
+CACHE_FORMAT = 2  # bump when the cached payload's shape changes
+# Searches that need no encoder: they can run on a helper thread while the encoder works.
+DATABASE_ONLY = frozenset({"document", "keywords"})
+IMAGE_MODEL_UNAVAILABLE_TEXT = "The image model is unavailable; showing keyword matches."
+IMAGE_MODEL_UNAVAILABLE_IMAGE = (
+    "The image model is unavailable, so the uploaded image could not be searched."
+)
 
 
 @dataclass(frozen=True)
@@ -109,6 +138,7 @@ class SearchStats:
     knn_ms: float
     returned: int
     vector_cached: bool = False  # the text's vector came from the cache
+    fallback: str = ""  # "keywords": the encoder was unavailable, the text was searched by keywords
 
 
 @dataclass(frozen=True)
@@ -144,6 +174,8 @@ class RetrievalResult:
     stages: list[StageStats]
     cache_hit: bool
     duration_ms: float
+    # Things the person should know about this result (e.g. a search that fell back or was skipped).
+    notices: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -192,54 +224,99 @@ def execute_retriever(
     filters = filters or Filters()
     filters.validate()
 
-    retriever = Retriever.objects.filter(name=name).first()
-    if retriever is None:
+    # One round trip: the collection version (read BEFORE searching: see search/cache.py) and
+    # the retriever's configuration.
+    version, config_text = _version_and_config(name)
+    if config_text is None:
         raise UnknownRetriever(f"There is no retriever named {name!r}.")
-    try:
-        config = parse_config(retriever.config)
-    except ConfigError as exc:
-        raise BadRetrieverConfig(f"The retriever {name!r} is misconfigured: {exc}") from exc
+    config = _parsed_config(name, config_text)
 
     plan = _plan(config, inputs, top_k)
-    version = cache.collection_version()  # before searching: see search/cache.py
     key = cache.result_key(
         {
             "format": CACHE_FORMAT,
-            "config": retriever.config,
+            "config": config_text,
             "plan": [planned.key() for planned in plan],
             "filters": asdict(filters.normalised()),
             "collection": version,
         }
     )
-    cached = cache.get_result(key) if use_cache else None
-    cache_hit = cached is not None
-    if cached is None:
-        cached = _run(config, plan, filters)
-        if use_cache:
-            cache.set_result(key, cached)
+    page_key = f"{key}:page:{offset}:{limit}"
+    page_entry = cache.get_result(page_key) if use_cache else None
+    cache_hit = page_entry is not None
+    notices: list[str] = []
+    if page_entry is None:
+        cached = cache.get_result(key) if use_cache else None
+        cache_hit = cached is not None
+        if cached is None:
+            cached = _run(config, plan, filters, notices)
+            if use_cache and not notices:  # a degraded result is not kept
+                cache.set_result(key, cached)
+        fused = cached["items"]
+        page_entry = {
+            "results": [asdict(item) for item in _hydrate(fused[offset : offset + limit])],
+            "total": len(fused),
+            "searches": cached["searches"],
+            "duration_ms": cached["duration_ms"],
+        }
+        if use_cache and not notices:
+            cache.set_result(page_key, page_entry)
 
-    fused = cached["items"]
-    page = fused[offset : offset + limit]
-    results = _hydrate(page)
     stage_ms = (time.perf_counter() - started) * 1000
     stage = StageStats(
         stage_name=STAGE_NAME,
-        num_features=len(cached["searches"]),
+        num_features=len(page_entry["searches"]),
         fusion_strategy=config.parameters.fusion.strategy,
-        total_results=len(fused),
-        duration_ms=round(stage_ms if cache_hit else cached["duration_ms"], 2),
+        total_results=page_entry["total"],
+        duration_ms=round(stage_ms if cache_hit else page_entry["duration_ms"], 2),
         cache_hit=cache_hit,
-        searches=[SearchStats(**stats) for stats in cached["searches"]],
+        searches=[SearchStats(**stats) for stats in page_entry["searches"]],
     )
     return RetrievalResult(
-        results=results,
-        total=len(fused),
+        results=[ResultItem(**item) for item in page_entry["results"]],
+        total=page_entry["total"],
         offset=offset,
         limit=limit,
         stages=[stage],
         cache_hit=cache_hit,
         duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        notices=notices,
     )
+
+
+def _version_and_config(name: str) -> tuple[int, str | None]:
+    """(collection version, the retriever's configuration as JSON text or None) in one query."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT (SELECT version FROM search_collection_version WHERE id = 1),"
+            f" (SELECT config FROM {Retriever._meta.db_table} WHERE name = %s)",
+            [name],
+        )
+        version, config = cur.fetchone()
+    if config is not None and not isinstance(config, str):  # a driver that decodes jsonb
+        config = json.dumps(config, sort_keys=True)
+    return int(version or 0), config
+
+
+# Parsed configurations by their JSON text: validating one costs more than the whole cache hit
+# it precedes. Keyed on the text itself, so an edited retriever is parsed anew at once.
+_parsed: dict[str, RetrieverConfig] = {}
+_parsed_lock = threading.Lock()
+
+
+def _parsed_config(name: str, config_text: str) -> RetrieverConfig:
+    config = _parsed.get(config_text)
+    if config is not None:
+        return config
+    try:
+        config = parse_config(json.loads(config_text))
+    except ConfigError as exc:
+        raise BadRetrieverConfig(f"The retriever {name!r} is misconfigured: {exc}") from exc
+    with _parsed_lock:
+        if len(_parsed) >= 64:  # a handful of retrievers; never grow without bound
+            _parsed.clear()
+        _parsed[config_text] = config
+    return config
 
 
 def decode_base64_image(value: str) -> bytes:
@@ -314,15 +391,27 @@ def _resolve(search: Search, inputs: RetrievalInputs, top_k: int) -> _Planned | 
 
 
 # Running ---------------------------------------------------------------------------------------
-def _run(config: RetrieverConfig, plan: list[_Planned], filters: Filters) -> dict[str, Any]:
-    """Run every planned search and fuse; the cacheable payload (ids, scores, ranks, stats)."""
+def _run(
+    config: RetrieverConfig, plan: list[_Planned], filters: Filters, notices: list[str]
+) -> dict[str, Any]:
+    """Run every planned search and fuse; the cacheable payload (ids, scores, ranks, stats).
+    Appends to `notices` when a search had to fall back or be skipped."""
     started = time.perf_counter()
+    outcomes = _run_searches(plan, filters, notices)
     rankings: dict[str, list[int]] = {}
     stats: list[dict[str, Any]] = []
-    for planned in plan:
-        ids, stat = _run_one(planned, filters)
+    for planned in plan:  # plan order, whichever thread ran the search
+        outcome = outcomes.get(planned.search.label)
+        if outcome is None:  # skipped (its encoder is unavailable)
+            continue
+        ids, stat = outcome
         rankings[planned.search.label] = ids
         stats.append(asdict(stat))
+    if not rankings:
+        raise EncoderUnavailable(
+            "The image model is unavailable, so this search cannot run right now. "
+            "Try again later, or search by text or by an artwork from the collection."
+        )
     weights = {planned.search.label: planned.search.weight for planned in plan}
     fused = rrf(rankings, k=config.parameters.fusion.k, weights=weights)
     fused = fused[: config.parameters.final_top_k]
@@ -333,7 +422,88 @@ def _run(config: RetrieverConfig, plan: list[_Planned], filters: Filters) -> dic
     }
 
 
-def _run_one(planned: _Planned, filters: Filters) -> tuple[list[int], SearchStats]:
+Outcome = tuple[list[int], SearchStats]
+
+
+def _run_searches(
+    plan: list[_Planned], filters: Filters, notices: list[str]
+) -> dict[str, Outcome]:
+    """Each search's outcome by its label; a search skipped for want of its encoder is absent.
+
+    The database-only searches (a document's kNN, keywords) run on a helper thread while this
+    one encodes: e.g. text + document costs max(encode + kNN, document kNN) instead of the sum.
+    """
+    background = [p for p in plan if p.mode in DATABASE_ONLY]
+    foreground = [p for p in plan if p.mode not in DATABASE_ONLY]
+    if not (background and foreground) or not _overlap_allowed():
+        return _run_sequentially(plan, filters, notices)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-db") as pool:
+        future = pool.submit(_on_own_connection, _run_sequentially, background, filters, notices)
+        try:
+            outcomes = _run_sequentially(foreground, filters, notices)
+        finally:
+            # Wait for the helper even when this thread failed, so its connection is closed
+            # before the request ends; its own error (an unknown artwork) wins if both failed.
+            background_outcomes = future.result()
+    return {**outcomes, **background_outcomes}
+
+
+def _overlap_allowed() -> bool:
+    """Whether searches may run on a second connection. Not inside a transaction: the helper's
+    connection would not see this one's uncommitted writes (tests run each test in one, and a
+    caller's atomic block may hold data it has not committed), so there the searches run one
+    after the other on this connection. SEARCH_OVERLAP_SEARCHES=0 turns overlapping off (e.g.
+    behind a connection pooler with very few connections)."""
+    if connection.in_atomic_block:
+        return False
+    return bool(getattr(settings, "SEARCH_OVERLAP_SEARCHES", True))
+
+
+def _on_own_connection(function: Callable[..., Any], *args: Any) -> Any:
+    """Run `function` on this (helper) thread's own database connection, then close it: Django
+    opens one connection per thread, and a helper thread never sees request_finished, so its
+    connection would otherwise stay open until the server closed it."""
+    try:
+        return function(*args)
+    finally:
+        connections.close_all()  # this thread's connections only
+
+
+def _run_sequentially(
+    plan: list[_Planned], filters: Filters, notices: list[str]
+) -> dict[str, Outcome]:
+    outcomes: dict[str, Outcome] = {}
+    for planned in plan:
+        try:
+            outcomes[planned.search.label] = _run_one(planned, filters)
+        except EncoderUnavailable as exc:
+            logger.warning("Search %r degraded: %s", planned.search.label, exc.message)
+            if planned.mode == "text":
+                outcomes[planned.search.label] = _keywords_instead(planned, filters)
+                notices.append(IMAGE_MODEL_UNAVAILABLE_TEXT)
+            else:  # an image: nothing can stand in for it
+                notices.append(IMAGE_MODEL_UNAVAILABLE_IMAGE)
+    return outcomes
+
+
+def _keywords_instead(planned: _Planned, filters: Filters) -> Outcome:
+    """A text search when the encoder is unavailable: the same text as keywords."""
+    started = time.perf_counter()
+    rows = keyword_search(text=planned.text, top_k=planned.top_k, filters=filters)
+    ids = [artwork_id for artwork_id, _ in rows]
+    return ids, SearchStats(
+        name=planned.search.label,
+        input_mode=planned.mode,
+        feature="",
+        top_k=planned.top_k,
+        encode_ms=0.0,
+        knn_ms=_ms(started),
+        returned=len(ids),
+        fallback="keywords",
+    )
+
+
+def _run_one(planned: _Planned, filters: Filters) -> Outcome:
     search = planned.search
     started = time.perf_counter()
     vector_cached = False
@@ -383,6 +553,7 @@ def _run_one(planned: _Planned, filters: Filters) -> tuple[list[int], SearchStat
         top_k=planned.top_k,
         filters=filters,
         exclude_id=exclude_id,
+        ef_search=ef_search_for(planned.mode),
     )
     ids = [artwork_id for artwork_id, _ in rows]
     return ids, SearchStats(
@@ -421,10 +592,12 @@ def _feature_and_encoder(ref: str | None) -> tuple[Feature, Any]:
             encoder, feature = query_encoder()
             return feature, encoder
         feature = _feature(ref)
-        encoder = get_encoder()
+        encoder = get_encoder(for_queries=True)
         if encoder.feature_name != feature.name:
-            encoder = get_encoder(feature.model_name)
-    except (EncoderLoadError, RuntimeError) as exc:
+            encoder = get_encoder(feature.model_name, for_queries=True)
+    except EncoderLoadError as exc:
+        raise EncoderUnavailable(f"The query encoder cannot be loaded: {exc}") from exc
+    except RuntimeError as exc:  # the active feature's model now loads as another feature
         raise FeatureUnavailable(f"The query encoder is not available: {exc}") from exc
     if encoder.feature_name != feature.name:
         raise FeatureUnavailable(

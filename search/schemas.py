@@ -58,6 +58,11 @@ class SearchStatsOut(Schema):
     knn_ms: float
     returned: int
     vector_cached: bool
+    fallback: Annotated[
+        str,
+        Field(description='"keywords" when the encoder was unavailable and the text was searched '
+        "by keywords instead; empty otherwise."),
+    ] = ""
 
 
 class StageStatsOut(Schema):
@@ -90,6 +95,11 @@ class ExecuteOut(Schema):
     stages: list[StageStatsOut]
     cache_hit: bool
     duration_ms: float
+    notices: Annotated[
+        list[str],
+        Field(description="Things to tell the person, e.g. that the image model is unavailable "
+        "and keyword matches are shown instead."),
+    ] = []
 
 
 class ErrorOut(Schema):

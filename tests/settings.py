@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("DJANGO_DEBUG", "1")
+# No test may reach the Hugging Face hub: a model id that is not a local folder fails at once
+# instead of waiting on the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from gallery.settings import *  # noqa: E402,F403
 

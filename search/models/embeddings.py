@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.db import models
-from pgvector.django import HnswIndex, VectorField
+from pgvector.django import HalfVectorField, HnswIndex
 
 DIMENSIONS = 768
 
@@ -38,7 +38,11 @@ class Embedding(models.Model):
         "gallery.Artwork", on_delete=models.CASCADE, related_name="embeddings"
     )
     feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="embeddings")
-    vector = VectorField(dimensions=DIMENSIONS)
+    # Half precision (pgvector >= 0.7): half the table and index (index 234 against 469 MB at
+    # 120,000 vectors), one heap page per row instead of a TOAST chain, kNN p95 17 against
+    # 45 ms, recall@250 0.991 against 0.992 (bench/halfvec.py). Query vectors stay float32
+    # in Python; the cast happens in SQL.
+    vector = HalfVectorField(dimensions=DIMENSIONS)
     # The artwork's image_sha256 when this vector was computed: a vector whose image has since
     # changed is stale (the signal deletes it; the worker never inserts one for an old image).
     image_sha256 = models.CharField(max_length=64, blank=True)
@@ -56,7 +60,7 @@ class Embedding(models.Model):
                 fields=["vector"],
                 m=16,
                 ef_construction=64,
-                opclasses=["vector_cosine_ops"],
+                opclasses=["halfvec_cosine_ops"],
             )
         ]
 
