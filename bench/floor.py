@@ -82,15 +82,6 @@ def quantised(encoder: Any) -> Any:
     return clone
 
 
-def quantise_in_place() -> Any:
-    """Quantise this process's cached query encoder (search.encoder.get_encoder()) to int8."""
-    from search.encoder import get_encoder
-
-    encoder = get_encoder()
-    encoder.model = quantised(encoder).model
-    return encoder
-
-
 def int8_lever(
     encoder: Any,
     *,

@@ -1,5 +1,10 @@
 """halfvec storage, measured as the model would store it: a real halfvec(768) column.
 
+HISTORICAL: this is the measurement that led to search/migrations/0004, which made
+search_embedding.vector itself halfvec(768). Run against a database migrated past 0004 its
+"vector" rows no longer measure float32 storage (bench.query's storage lever compares a float32
+index instead). Kept for the record of how the figures in the migration were obtained.
+
     .venv/bin/python -m bench.halfvec --n 120000     # after bench.query loaded that N
 
 bench.query's halfvec lever indexes `vector::halfvec(768)` beside the float column, which shows

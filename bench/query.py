@@ -333,6 +333,13 @@ def recall_sets(
     }
 
 
+def recall_mode(set_name: str) -> str:
+    """The input mode whose ef_search floor the retriever uses for a recall set's queries."""
+    if set_name.startswith(("text", "synthetic_text")):
+        return "text"
+    return "document" if set_name == "document" else "content"
+
+
 # Levers ---------------------------------------------------------------------------------------
 def ef_search_sweep(
     *, matrix: np.ndarray, sets: dict[str, list[dict[str, Any]]], feature_id: int
@@ -340,9 +347,10 @@ def ef_search_sweep(
     from bench.recall import measure_recall
 
     rows = []
-    for mode, values in (("off", (250, 400, 600, 800, 1000)), ("relaxed_order", (100, 250, 400))):
+    sweep = (("off", (250, 400, 600, 800, 1000)), ("relaxed_order", (100, 250, 400, 800, 1000)))
+    for mode, values in sweep:
         for ef in values:
-            for name in ("document", "synthetic_text_like"):
+            for name in ("document", "synthetic_text_like", "text", "image"):
                 r = measure_recall(
                     matrix=matrix,
                     queries=sets[name],
@@ -780,7 +788,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     figures["recall"] = {}
     for name, queries in sets.items():
         figures["recall"][name] = measure_recall(
-            matrix=matrix, queries=queries, feature_id=feature_id
+            matrix=matrix, queries=queries, feature_id=feature_id, input_mode=recall_mode(name)
         )
         log(f"recall {name}: {figures['recall'][name]}")
 

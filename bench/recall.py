@@ -116,13 +116,21 @@ def retriever_knn(
     top_k: int,
     filters: Filters | None = None,
     exclude_id: int | None = None,
+    input_mode: str = "content",
 ) -> tuple[list[int], float]:
-    """The retriever's own kNN function (its ef_search floor, scan mode and exact fallback)."""
+    """The retriever's own kNN function (its ef_search floor for `input_mode`, scan mode and
+    exact fallback)."""
+    from search.config import ef_search_for
     from search.knn import knn
 
     started = time.perf_counter()
     rows = knn(
-        feature_id=feature_id, vector=vector, top_k=top_k, filters=filters, exclude_id=exclude_id
+        feature_id=feature_id,
+        vector=vector,
+        top_k=top_k,
+        filters=filters,
+        exclude_id=exclude_id,
+        ef_search=ef_search_for(input_mode),
     )
     return [r[0] for r in rows], (time.perf_counter() - started) * 1000
 
@@ -133,10 +141,12 @@ def measure_recall(
     queries: list[dict[str, Any]],
     feature_id: int,
     top_k: int = 250,
+    input_mode: str = "content",
     **sql: Any,
 ) -> dict[str, Any]:
     """Recall@10 / @250 and kNN latency over `queries` (dicts: vector, filters, exclude_id,
-    mask). With no `sql` levers: the retriever's knn(); otherwise sql_knn(**sql)."""
+    mask). With no `sql` levers: the retriever's knn() as it runs for `input_mode` (text,
+    content, document: each has its own ef_search floor); otherwise sql_knn(**sql)."""
     r10, r250, ms, short = [], [], [], 0
     for q in queries:
         kwargs = {
@@ -146,7 +156,9 @@ def measure_recall(
             "filters": q.get("filters"),
             "exclude_id": q.get("exclude_id"),
         }
-        ids, took = sql_knn(**kwargs, **sql) if sql else retriever_knn(**kwargs)
+        ids, took = (
+            sql_knn(**kwargs, **sql) if sql else retriever_knn(**kwargs, input_mode=input_mode)
+        )
         truth = exact_ids(
             matrix, q["vector"], top_k, exclude_id=q.get("exclude_id"), mask=q.get("mask")
         )

@@ -201,7 +201,14 @@ GALLERY_EMBED_TASK_BATCH = int(os.environ.get("GALLERY_EMBED_TASK_BATCH", "64"))
 # Search
 SEARCH_CACHE_TTL = int(os.environ.get("SEARCH_CACHE_TTL", "600"))
 SEARCH_TEXT_VECTOR_CACHE_TTL = int(os.environ.get("SEARCH_TEXT_VECTOR_CACHE_TTL", "86400"))
+# hnsw.ef_search floors: images and find-similar, then text (its vectors sit apart from the
+# image vectors, where the index needs a longer candidate list for the same recall).
 SEARCH_HNSW_EF_SEARCH = int(os.environ.get("SEARCH_HNSW_EF_SEARCH", "400"))
+SEARCH_HNSW_EF_SEARCH_TEXT = int(os.environ.get("SEARCH_HNSW_EF_SEARCH_TEXT", "800"))
+# Document / keyword searches run on a second connection while the query is encoded.
+SEARCH_OVERLAP_SEARCHES = env_bool("SEARCH_OVERLAP_SEARCHES", True)
+# "int8": processes that serve queries quantise their CPU query encoder (workers never do).
+GALLERY_QUERY_QUANTIZE = os.environ.get("GALLERY_QUERY_QUANTIZE", "")
 SEARCH_MAX_TEXT_CHARS = int(os.environ.get("SEARCH_MAX_TEXT_CHARS", "1000"))
 SEARCH_MAX_PAGE_SIZE = int(os.environ.get("SEARCH_MAX_PAGE_SIZE", "200"))
 

@@ -85,10 +85,10 @@ def choose_device(requested: str = "auto") -> torch.device:
 
 
 def _offline() -> bool:
-    return any(
-        os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
+    """HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, in Django settings or the environment: only the
+    local Hugging Face cache is searched, so a missing model fails at once instead of waiting on
+    network timeouts and retries (minutes on a machine without internet)."""
+    return any(setting_bool(name, False) for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def _short_name(model_name: str) -> str:
@@ -217,8 +217,14 @@ def _load(model_name: str, *, dtype: Any) -> tuple[Any, Any]:
         raise EncoderLoadError(f"Embedding model folder {model_name!r} does not exist.")
     local_only = is_folder or _offline()
     try:
-        processor = AutoProcessor.from_pretrained(model_name, local_files_only=local_only)
-        model = AutoModel.from_pretrained(model_name, local_files_only=local_only, dtype=dtype)
+        try:  # the local cache first: a cached model then loads without touching the network
+            processor = AutoProcessor.from_pretrained(model_name, local_files_only=True)
+            model = AutoModel.from_pretrained(model_name, local_files_only=True, dtype=dtype)
+        except Exception:
+            if local_only:
+                raise
+            processor = AutoProcessor.from_pretrained(model_name)
+            model = AutoModel.from_pretrained(model_name, dtype=dtype)
     except Exception as exc:  # transformers raises OSError, ValueError, HF hub errors, ...
         where = "folder" if is_folder else "Hugging Face model"
         hint = (
@@ -264,7 +270,7 @@ def _configure_threads() -> None:
 
 
 def query_quantization() -> str:
-    """"int8" or "" (GALLERY_QUERY_QUANTIZE)."""
+    """ "int8" or "" (GALLERY_QUERY_QUANTIZE)."""
     value = setting("GALLERY_QUERY_QUANTIZE", "").strip().lower()
     if value in {"", "0", "off", "no", "none", "false", "fp32"}:
         return ""
@@ -292,17 +298,20 @@ def get_encoder(model_name: str | None = None, *, for_queries: bool = False) -> 
     with _lock:
         encoder = _encoders.get(key)
         if encoder is None:
-            failed = _failures.get(key)
+            fallback = model_name is None
+            # A failure is remembered with the fallback setting it happened under.
+            failure_key = f"{key}|{fallback and setting_bool('GALLERY_EMBEDDING_FALLBACK', False)}"
+            failed = _failures.get(failure_key)
             retry = float(setting("GALLERY_ENCODER_RETRY_SECONDS", "30") or 0)
             if failed is not None and time.monotonic() - failed[0] < retry:
                 raise failed[1]
             _configure_threads()
             try:
-                encoder = _create(requested, fallback=model_name is None)
+                encoder = _create(requested, fallback=fallback)
             except EncoderLoadError as exc:
-                _failures[key] = (time.monotonic(), exc)
+                _failures[failure_key] = (time.monotonic(), exc)
                 raise
-            _failures.pop(key, None)
+            _failures.pop(failure_key, None)
             if quantize:
                 _quantize_int8(encoder)
             else:
@@ -324,11 +333,18 @@ def _quantize_int8(encoder: Encoder) -> None:
     if encoder.device.type != "cpu":
         logger.info("GALLERY_QUERY_QUANTIZE ignored on %s: int8 kernels are CPU only", encoder)
         return
+    import warnings
+
     import torch
 
-    torch.ao.quantization.quantize_dynamic(
-        encoder.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
-    )
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated in favour of torchao, which would be a new heavy
+        # dependency; the eager API still works on torch 2.13 (revisit on a torch upgrade).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        torch.ao.quantization.quantize_dynamic(
+            encoder.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+        )
     encoder.quantized = "int8"
     logger.info("Quantised the query encoder %r to int8", encoder)
 

@@ -425,9 +425,7 @@ def _run(
 Outcome = tuple[list[int], SearchStats]
 
 
-def _run_searches(
-    plan: list[_Planned], filters: Filters, notices: list[str]
-) -> dict[str, Outcome]:
+def _run_searches(plan: list[_Planned], filters: Filters, notices: list[str]) -> dict[str, Outcome]:
     """Each search's outcome by its label; a search skipped for want of its encoder is absent.
 
     The database-only searches (a document's kNN, keywords) run on a helper thread while this

@@ -24,9 +24,7 @@ from search.schemas import ErrorOut, ExecuteIn, ExecuteOut, inline_schema
 
 router = Router(tags=["retrievers"])
 
-ERRORS: dict[int, type[ErrorOut]] = {
-    code: ErrorOut for code in (400, 404, 409, 413, 422, 503)
-}
+ERRORS: dict[int, type[ErrorOut]] = {code: ErrorOut for code in (400, 404, 409, 413, 422, 503)}
 
 
 class BadRequestBody(RetrievalError):

@@ -60,8 +60,10 @@ class SearchStatsOut(Schema):
     vector_cached: bool
     fallback: Annotated[
         str,
-        Field(description='"keywords" when the encoder was unavailable and the text was searched '
-        "by keywords instead; empty otherwise."),
+        Field(
+            description='"keywords" when the encoder was unavailable and the text was searched '
+            "by keywords instead; empty otherwise."
+        ),
     ] = ""
 
 
@@ -97,8 +99,10 @@ class ExecuteOut(Schema):
     duration_ms: float
     notices: Annotated[
         list[str],
-        Field(description="Things to tell the person, e.g. that the image model is unavailable "
-        "and keyword matches are shown instead."),
+        Field(
+            description="Things to tell the person, e.g. that the image model is unavailable "
+            "and keyword matches are shown instead."
+        ),
     ] = []
 
 

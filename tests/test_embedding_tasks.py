@@ -72,8 +72,9 @@ def test_pipeline_embeds_real_paintings_exactly_once(test_encoder_settings, aic_
         image = load_image(fh.read()).image
     expected = get_encoder().encode_images([image])[0]
     stored = np.asarray(rows[ids[3]].vector, dtype=np.float32)
-    np.testing.assert_allclose(stored, expected, atol=1e-5)
-    assert abs(np.linalg.norm(stored) - 1) < 1e-5
+    # stored in half precision (halfvec): float16 keeps about 3 significant digits
+    np.testing.assert_allclose(stored, expected, atol=1e-4)
+    assert abs(np.linalg.norm(stored) - 1) < 1e-3  # unit length, to half precision
     assert rows[ids[3]].image_sha256 == artwork.image_sha256
 
     again = embed_artworks(ids=ids)
@@ -243,9 +244,11 @@ def test_model_switch_fills_in_the_background_then_activates(
 
 
 def test_knn_query_uses_the_hnsw_index(test_encoder_settings) -> None:
-    """3,000 rows in two features: the planner picks the HNSW index for the ORDER BY <=> LIMIT
-    query filtered by the active feature, with no planner setting changed. (Below about 1,000
-    rows per feature it rightly prefers an exact sort; measured on pgvector 0.8.6.)"""
+    """3,000 rows in two features: the retriever's kNN query (search/knn.py) filtered by the
+    active feature walks the HNSW index. Its plan is pinned: with halfvec rows (1.5 KB, kept in
+    the heap rather than TOASTed) the planner alone prefers an exact sort at this size."""
+    from search.knn import explain_knn, knn
+
     rng = np.random.default_rng(0)
     artworks = Artwork.objects.bulk_create(
         Artwork(source="local", external_id=f"k{i}", title=f"k{i}") for i in range(1500)
@@ -258,17 +261,10 @@ def test_knn_query_uses_the_hnsw_index(test_encoder_settings) -> None:
         Embedding(artwork=artworks[i % 1500], feature=active if i < 1500 else other, vector=v)
         for i, v in enumerate(vectors)
     )
-    query = vectors[5].tolist()
-    sql = (
-        "SELECT artwork_id FROM search_embedding WHERE feature_id = %s "
-        "ORDER BY vector <=> %s::vector LIMIT 10"
-    )
     with connection.cursor() as cur:
         cur.execute("ANALYZE search_embedding")
-        cur.execute("EXPLAIN " + sql, [active.pk, str(query)])
-        plan = "\n".join(row[0] for row in cur.fetchall())
-        cur.execute(sql, [active.pk, str(query)])
-        found = [row[0] for row in cur.fetchall()]
+    plan = explain_knn(feature_id=active.pk, vector=vectors[5], top_k=10)
+    found = [row[0] for row in knn(feature_id=active.pk, vector=vectors[5], top_k=10)]
     assert "Index Scan using embedding_vector_hnsw" in plan, plan
     assert "Seq Scan" not in plan, plan
     assert found[0] == artworks[5].pk  # its own vector is the nearest

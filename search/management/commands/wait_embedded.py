@@ -31,7 +31,9 @@ class Command(BaseCommand):
                 if left == 0:
                     break
                 if time.monotonic() > deadline:
-                    raise CommandError(f"{left} artwork(s) still not embedded after {timeout:.0f} s.")
+                    raise CommandError(
+                        f"{left} artwork(s) still not embedded after {timeout:.0f} s."
+                    )
                 time.sleep(1.0)
         for failure in EmbeddingFailure.objects.filter(feature=feature).select_related("artwork"):
             self.stderr.write(f"not embedded: {failure.artwork} ({failure.reason})")
