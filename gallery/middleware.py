@@ -31,6 +31,7 @@ def _error(request: HttpRequest, status: int, message: str, **headers: str) -> H
     if _wants_json(request):
         response = JsonResponse({"detail": message}, status=status)
     else:
+        html: str
         try:
             html = render_to_string("error.html", {"status": status, "message": message}, request)
         except Exception:  # the page itself may need what is failing (the database, say)
