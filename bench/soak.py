@@ -92,7 +92,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--max-requests", type=int, default=20_000, help="stop after this many")
-    parser.add_argument("--database", default="gallery_soak")
+    parser.add_argument(
+        "--database", default=f"gallery_soak_{os.getpid()}", help="created, then dropped"
+    )
     parser.add_argument("--paintings", type=Path, default=DEFAULT_PAINTINGS)
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
@@ -104,8 +106,13 @@ def main() -> None:
         # A first collection to query: the bundled sample, embedded in-process.
         _manage(env, "import_aic", str(ROOT / "sample" / "aic"))
         _manage(env, "embed", "--missing", "--sync")
-        listing = "from gallery.models import Artwork as A; print(*A.objects.values_list('pk'))"
-        ids = [int(x.strip("(),")) for x in _manage(env, "shell", "-c", listing).split()]
+        listing = (
+            "from search.models import Embedding as E; print(*E.objects.values_list('artwork'))"
+        )
+        ids = [
+            int(x.strip("(),"))
+            for x in _manage(env, "shell", "--verbosity", "0", "-c", listing).split()
+        ]
         port = _free_port()
         web = subprocess.Popen(
             [
@@ -132,9 +139,17 @@ def main() -> None:
         _get(f"{base}/api/retrievers/default/execute", {"inputs": {"text": "warm up"}})
         rss_start = _rss_mb(web.pid)
 
-        # The import runs beside the queries: every painting of the shared folder (267).
+        # The import runs beside the queries: every painting of the shared folder (267), as new
+        # local records (under their AIC ids they would replace the queried sample's images).
         importer = subprocess.Popen(
-            [sys.executable, "manage.py", "import_aic", str(args.paintings)],
+            [
+                sys.executable,
+                "manage.py",
+                "import_folder",
+                str(args.paintings / "images"),
+                "--source",
+                "local",
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -200,6 +215,22 @@ def main() -> None:
             raise SystemExit(1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        _drop_database(args.database)
+
+
+def _drop_database(name: str) -> None:
+    """Drop the soak's database from the embedded server (nothing to do with DATABASE_URL)."""
+    if os.environ.get("DATABASE_URL"):
+        return
+    import psycopg
+
+    sys.path.insert(0, str(ROOT))
+    from gallery.embedded_db import embedded_database
+
+    pgdata = Path(os.environ.get("GALLERY_PGDATA", ROOT / ".pgdata"))
+    socket_dir = embedded_database(pgdata, "postgres")["HOST"]
+    with psycopg.connect(dbname="postgres", user="postgres", host=socket_dir, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _query(base: str, kind: str, rng: random.Random, ids: list[int]) -> int:
