@@ -25,6 +25,21 @@ from gallery.services import artwork_upsert, regenerate_thumbnails
 from search.admin import EmbeddingStatusFilter, embedding_status, reembed, with_embedding_status
 
 
+class SafeImageField(forms.ImageField):
+    """Django's ImageField, but an image our decoder refuses gets our message (how many
+    megapixels, truncated, animated...) instead of Django's generic "Upload a valid image"."""
+
+    def to_python(self, data: Any) -> Any:
+        if isinstance(data, UploadedFile):
+            content = data.read()
+            data.seek(0)
+            try:
+                load_image(content)
+            except ImageError as exc:
+                raise ValidationError(str(exc), code="bad_image") from exc
+        return super().to_python(data)
+
+
 class ArtworkAdminForm(forms.ModelForm):
     """Checks an uploaded image with the same safe decoder as the importers, so that a bomb,
     a truncated file or a non-image is refused on the form, naming the problem."""
@@ -32,17 +47,13 @@ class ArtworkAdminForm(forms.ModelForm):
     class Meta:
         model = Artwork
         fields = ("image",)  # the admin's fieldsets choose the form's fields
+        field_classes = {"image": SafeImageField}
 
     def clean_image(self) -> Any:
         value = self.cleaned_data.get("image")
-        if isinstance(value, UploadedFile):
-            data = value.read()
+        if isinstance(value, UploadedFile):  # already checked by SafeImageField
+            self.image_data: bytes | None = value.read()
             value.seek(0)
-            try:
-                load_image(data)
-            except ImageError as exc:
-                raise ValidationError(str(exc), code="bad_image") from exc
-            self.image_data: bytes | None = data
         return value
 
 

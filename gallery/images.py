@@ -75,7 +75,9 @@ def load_image(
             f"The image is {size}; the limit is {max_pixels / 1e6:.0f} megapixels."
         ) from exc
     except UnidentifiedImageError as exc:
-        raise ImageError("The file is not an image Pillow can read.") from exc
+        raise ImageError(
+            "The file is not an image we can read (JPEG, PNG, WebP, TIFF, BMP or GIF)."
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"The image is damaged or truncated ({exc}).") from exc
     return LoadedImage(image=to_rgb(probe), sha256=sha256_bytes(data), format=fmt)

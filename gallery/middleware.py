@@ -20,6 +20,10 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[HttpRequest], HttpResponse]
 
 
+# The headings of templates/error.html, for when that page cannot be rendered.
+TITLES = {503: "Temporarily unavailable", 429: "Slow down"}
+
+
 def _wants_json(request: HttpRequest) -> bool:
     return request.path.startswith(("/api/", "/healthz")) or "application/json" in (
         request.headers.get("Accept", "")
@@ -36,7 +40,8 @@ def _error(request: HttpRequest, status: int, message: str, **headers: str) -> H
             html = render_to_string("error.html", {"status": status, "message": message}, request)
         except Exception:  # the page itself may need what is failing (the database, say)
             logger.exception("error page could not be rendered; answering in plain text")
-            html = f"<!doctype html><title>Error {status}</title><p>{escape(message)}</p>"
+            heading = TITLES.get(status, "Something went wrong")
+            html = f"<!doctype html><title>{heading}</title><h1>{heading}</h1><p>{escape(message)}"
         response = HttpResponse(html, status=status)
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
