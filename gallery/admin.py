@@ -137,8 +137,9 @@ class ArtworkAdmin(admin.ModelAdmin):
             previous = Artwork.objects.filter(pk=obj.pk).first() if obj.pk else None
             obj.image = previous.image if previous else None  # type: ignore[assignment]
         elif change and "image" in form.changed_data and not obj.image:
-            # The curator cleared the image: its derived data goes with it.
-            stale = [obj.thumbnail.name] if obj.thumbnail.name else []
+            # The curator cleared the image: its file and derived data go with it.
+            previous = Artwork.objects.filter(pk=obj.pk).values_list("image", flat=True).first()
+            stale = [name for name in (previous, obj.thumbnail.name) if name]
             obj.thumbnail = None  # type: ignore[assignment]
             obj.width = obj.height = None
             obj.image_sha256 = ""

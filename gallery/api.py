@@ -40,7 +40,8 @@ def artwork_list(request: HttpRequest, params: Query[PageIn]) -> Any:
     filters.validate()
     queryset = filter_artworks(Artwork.objects.order_by("title", "id"), filters)
     total = queryset.count()
-    page = queryset[params.offset : params.offset + params.limit]
+    # Past the end there is nothing to fetch (and an offset beyond bigint would be a DataError).
+    page = queryset[params.offset : params.offset + params.limit] if params.offset < total else []
     return {
         "items": [_artwork(artwork) for artwork in page],
         "total": total,

@@ -82,12 +82,8 @@ class DatabaseUnavailableMiddleware:
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         if isinstance(exc, OperationalError | InterfaceError):
-            return self._unavailable(request, exc)
+            return database_unavailable(request, exc)
         return None
-
-    @staticmethod
-    def _unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
-        return database_unavailable(request, exc)
 
 
 def database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
@@ -112,8 +108,8 @@ class RateLimitMiddleware:
     """Fixed-window request limits per client address on the query endpoints.
 
     GALLERY_RATE_LIMITS maps a path prefix ("/" meaning the search page alone) to
-    (requests, seconds). Counters live in the cache,
-    which is Redis in production, so every web process shares them."""
+    (requests, seconds). Counters live in the cache, which is Redis in production, so every web
+    process shares them."""
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
@@ -151,7 +147,9 @@ class RateLimitMiddleware:
     @staticmethod
     def _client(request: HttpRequest) -> str:
         if settings.GALLERY_TRUST_X_FORWARDED_FOR:
-            forwarded = request.headers.get("X-Forwarded-For", "")
+            # The last entry is the one our proxy wrote; a proxy that appends keeps whatever the
+            # client sent in front of it, so the first entry is the client's to choose.
+            forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
             if forwarded:
-                return forwarded.split(",")[0].strip()
+                return forwarded
         return request.META.get("REMOTE_ADDR", "unknown")

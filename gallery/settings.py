@@ -161,7 +161,7 @@ CONTENT_SECURITY_POLICY = (
 # Query endpoints: path prefix -> (requests, per seconds), per client address.
 GALLERY_RATE_LIMITS: dict[str, tuple[int, int]] = {
     "/api/retrievers/": (int(os.environ.get("GALLERY_RATE_LIMIT_PER_MINUTE", "120")), 60),
-    "/api/artworks/": (int(os.environ.get("GALLERY_RATE_LIMIT_PER_MINUTE", "120")), 60),
+    "/api/artworks": (int(os.environ.get("GALLERY_RATE_LIMIT_PER_MINUTE", "120")), 60),
     "/": (int(os.environ.get("GALLERY_RATE_LIMIT_PER_MINUTE", "120")), 60),
 }
 # Only behind a proxy that sets it: otherwise clients could choose their own rate-limit key.

@@ -20,7 +20,7 @@ from gallery.images import load_image, thumbnail_bytes
 
 DEFAULT_TTL_SECONDS = 3600
 PREVIEW_SIZE = 160
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,10 @@ def upload_dir() -> Path:
 
 
 def is_upload_id(value: str) -> bool:
-    """A well-formed id (it also keeps path separators and dots out of file names)."""
-    return bool(_ID_RE.match(value))
+    """A well-formed id (it also keeps path separators and dots out of file names).
+
+    fullmatch, not match with "$": "$" also matches before a trailing newline."""
+    return bool(_ID_RE.fullmatch(value))
 
 
 def upload_store(*, data: bytes) -> QueryUpload:

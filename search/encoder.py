@@ -300,7 +300,7 @@ def get_encoder(model_name: str | None = None, *, for_queries: bool = False) -> 
         if encoder is None:
             fallback = model_name is None
             # A failure is remembered with the fallback setting it happened under.
-            failure_key = f"{key}|{fallback and setting_bool('GALLERY_EMBEDDING_FALLBACK', False)}"
+            failure_key = f"{key}|{fallback and _fallback_enabled()}"
             failed = _failures.get(failure_key)
             retry = float(setting("GALLERY_ENCODER_RETRY_SECONDS", "30") or 0)
             if failed is not None and time.monotonic() - failed[0] < retry:
@@ -349,12 +349,16 @@ def _quantize_int8(encoder: Encoder) -> None:
     logger.info("Quantised the query encoder %r to int8", encoder)
 
 
+def _fallback_enabled() -> bool:
+    return setting_bool("GALLERY_EMBEDDING_FALLBACK", bool(settings.DEBUG))
+
+
 def _create(model_name: str, *, fallback: bool) -> Encoder:
     device = setting("GALLERY_EMBEDDING_DEVICE", "auto")
     try:
         encoder = Encoder(model_name, device=device)
     except EncoderLoadError as exc:
-        if not (fallback and setting_bool("GALLERY_EMBEDDING_FALLBACK", bool(settings.DEBUG))):
+        if not (fallback and _fallback_enabled()):
             raise
         from search.testmodel import ensure_test_model
 

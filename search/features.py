@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
@@ -20,6 +20,18 @@ from search.encoder import Encoder, get_encoder
 from search.models import Embedding, Feature
 
 logger = logging.getLogger(__name__)
+
+
+class FeatureMismatch(RuntimeError):
+    """The active feature's model now loads as another feature (its vectors cannot be queried)."""
+
+
+def _lock_features() -> None:
+    """Serialise activations (inside a transaction): locking one Feature row would let two
+    processes activating two different features both proceed, and the loser would hit the
+    one-active constraint. The lock ends with the transaction; readers are not blocked."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {Feature._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
 
 
 def feature_for(encoder: Encoder) -> Feature:
@@ -43,8 +55,7 @@ def active_feature() -> Feature:
         return feature
     target = target_feature()
     with transaction.atomic():
-        # Lock the feature table so two processes cannot both activate a different one.
-        Feature.objects.select_for_update().filter(pk=target.pk).first()
+        _lock_features()
         current = Feature.objects.filter(is_active=True).first()
         if current is not None:
             return current
@@ -63,7 +74,7 @@ def query_encoder() -> tuple[Encoder, Feature]:
     if encoder.feature_name != feature.name:
         encoder = get_encoder(feature.model_name, for_queries=True)
         if encoder.feature_name != feature.name:
-            raise RuntimeError(
+            raise FeatureMismatch(
                 f"The active feature {feature.name} needs model {feature.model_name!r}, which "
                 f"now loads as {encoder.feature_name}; re-embed (`manage.py embed --all`)."
             )
@@ -90,7 +101,7 @@ def activate_when_complete(*, feature: Feature) -> bool:
     if missing_artworks(feature).exists():
         return False
     with transaction.atomic():
-        Feature.objects.select_for_update().filter(pk=feature.pk).first()
+        _lock_features()
         if missing_artworks(feature).exists():
             return False
         previous = list(Feature.objects.filter(is_active=True).values_list("name", flat=True))

@@ -26,9 +26,11 @@ class Filters:
     source: str = ""  # exact
 
     def normalised(self) -> Filters:
+        # lower(), not casefold(): the SQL compares with lower()/UPPER(), and casefold() turns
+        # "ß" into "ss", which a stored "ß" never matches.
         return Filters(
-            classification=" ".join(self.classification.split()).casefold(),
-            artist=" ".join(self.artist.split()).casefold(),
+            classification=" ".join(self.classification.split()).lower(),
+            artist=" ".join(self.artist.split()).lower(),
             year_from=self.year_from,
             year_to=self.year_to,
             source=self.source.strip(),

@@ -72,15 +72,18 @@ def knn(
     candidate list's floor (default SEARCH_HNSW_EF_SEARCH); it is raised to top_k if lower."""
     sql, params = _query(feature_id, vector, top_k, filters, exclude_id)
     with transaction.atomic(), connection.cursor() as cur:
-        _configure(cur, top_k=top_k, index=True, ef_search=ef_search)
-        cur.execute(sql, params)
-        rows = [(int(artwork_id), float(distance)) for artwork_id, distance in cur.fetchall()]
-        if len(rows) < top_k:
-            _configure(cur, top_k=top_k, index=False, ef_search=ef_search)
-            cur.execute(sql, params)
-            rows = [(int(artwork_id), float(distance)) for artwork_id, distance in cur.fetchall()]
-            _configure(cur, top_k=top_k, index=True, ef_search=ef_search)
+        rows = _fetch(cur, sql, params, top_k=top_k, index=True, ef_search=ef_search)
+        if len(rows) < top_k:  # the exact scan; the settings end with the transaction
+            rows = _fetch(cur, sql, params, top_k=top_k, index=False, ef_search=ef_search)
     return rows
+
+
+def _fetch(
+    cur: Any, sql: str, params: list[Any], *, top_k: int, index: bool, ef_search: int | None
+) -> list[tuple[int, float]]:
+    _configure(cur, top_k=top_k, index=index, ef_search=ef_search)
+    cur.execute(sql, params)
+    return [(int(artwork_id), float(distance)) for artwork_id, distance in cur.fetchall()]
 
 
 def explain_knn(

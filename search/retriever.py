@@ -477,15 +477,18 @@ def _run_sequentially(
         except EncoderUnavailable as exc:
             logger.warning("Search %r degraded: %s", planned.search.label, exc.message)
             if planned.mode == "text":
-                outcomes[planned.search.label] = _keywords_instead(planned, filters)
+                # The same text as keywords: the best that can stand in for it.
+                outcomes[planned.search.label] = _keyword_outcome(
+                    planned, filters, fallback="keywords"
+                )
                 notices.append(IMAGE_MODEL_UNAVAILABLE_TEXT)
             else:  # an image: nothing can stand in for it
                 notices.append(IMAGE_MODEL_UNAVAILABLE_IMAGE)
     return outcomes
 
 
-def _keywords_instead(planned: _Planned, filters: Filters) -> Outcome:
-    """A text search when the encoder is unavailable: the same text as keywords."""
+def _keyword_outcome(planned: _Planned, filters: Filters, *, fallback: str = "") -> Outcome:
+    """A keyword search of the planned text (also a text search's fallback, `fallback` set)."""
     started = time.perf_counter()
     rows = keyword_search(text=planned.text, top_k=planned.top_k, filters=filters)
     ids = [artwork_id for artwork_id, _ in rows]
@@ -497,27 +500,16 @@ def _keywords_instead(planned: _Planned, filters: Filters) -> Outcome:
         encode_ms=0.0,
         knn_ms=_ms(started),
         returned=len(ids),
-        fallback="keywords",
+        fallback=fallback,
     )
 
 
 def _run_one(planned: _Planned, filters: Filters) -> Outcome:
+    if planned.mode == "keywords":
+        return _keyword_outcome(planned, filters)
     search = planned.search
     started = time.perf_counter()
     vector_cached = False
-    if planned.mode == "keywords":
-        rows = keyword_search(text=planned.text, top_k=planned.top_k, filters=filters)
-        ids = [artwork_id for artwork_id, _ in rows]
-        return ids, SearchStats(
-            name=search.label,
-            input_mode=planned.mode,
-            feature="",
-            top_k=planned.top_k,
-            encode_ms=0.0,
-            knn_ms=_ms(started),
-            returned=len(ids),
-        )
-
     exclude_id: int | None = None
     if planned.mode == "document":
         assert planned.document_id is not None
@@ -583,7 +575,7 @@ def _feature(ref: str | None) -> Feature:
 def _feature_and_encoder(ref: str | None) -> tuple[Feature, Any]:
     """The feature and an encoder whose vectors live in it (the old model during a switch)."""
     from search.encoder import EncoderLoadError, get_encoder
-    from search.features import query_encoder
+    from search.features import FeatureMismatch, query_encoder
 
     try:
         if ref in (None, "", ACTIVE_FEATURE):
@@ -595,7 +587,7 @@ def _feature_and_encoder(ref: str | None) -> tuple[Feature, Any]:
             encoder = get_encoder(feature.model_name, for_queries=True)
     except EncoderLoadError as exc:
         raise EncoderUnavailable(f"The query encoder cannot be loaded: {exc}") from exc
-    except RuntimeError as exc:  # the active feature's model now loads as another feature
+    except FeatureMismatch as exc:
         raise FeatureUnavailable(f"The query encoder is not available: {exc}") from exc
     if encoder.feature_name != feature.name:
         raise FeatureUnavailable(

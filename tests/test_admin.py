@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -144,3 +145,28 @@ def test_upload_in_admin_goes_through_the_safe_path(staff: Client, _media_root: 
     assert not Artwork.objects.filter(external_id="u-2").exists()
     files = {p.relative_to(_media_root).as_posix() for p in _media_root.rglob("*") if p.is_file()}
     assert files == {art.image.name, art.thumbnail.name}
+
+
+def test_clearing_the_image_removes_its_files(
+    staff: Client,
+    artworks: list[Artwork],
+    _media_root: Path,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    art = artworks[0]
+    original, thumbnail = at(_media_root, art.image.name), at(_media_root, art.thumbnail.name)
+    change = reverse("admin:gallery_artwork_change", args=[art.pk])
+    form = {
+        "title": art.title,
+        "artist": art.artist,
+        "classification": art.classification,
+        "source": art.source,
+        "external_id": art.external_id,
+        "image-clear": "on",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(change, form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    art.refresh_from_db()
+    assert not art.image and not art.thumbnail and art.image_sha256 == ""
+    assert not original.exists() and not thumbnail.exists()

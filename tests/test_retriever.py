@@ -350,3 +350,21 @@ def test_admin_pages(admin_client) -> None:  # type: ignore[no-untyped-def]
     listing = admin_client.get("/admin/search/retriever/")
     assert listing.status_code == 200
     assert b"text (top 250), content (top 250), document (top 250)" in listing.content
+
+
+def test_filters_match_case_insensitively_beyond_ascii(db: None) -> None:
+    """SQL compares with lower()/UPPER(), so the filter value is lower-cased, not case-folded:
+    casefold() turns "ß" into "ss", which no stored "ß" matches."""
+    from gallery.models import Artwork
+    from search.keywords import keyword_search
+
+    artwork = Artwork.objects.create(
+        source="local",
+        external_id="strasse",
+        title="Harbour view",
+        artist="Anna Weiß",
+        classification="Straßenbild",
+    )
+    for filters in (Filters(classification="STRAßENBILD"), Filters(artist="weiß")):
+        found = keyword_search(text="harbour", top_k=5, filters=filters)
+        assert [artwork_id for artwork_id, _ in found] == [artwork.pk], filters

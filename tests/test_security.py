@@ -40,3 +40,26 @@ def test_forwarded_for_is_ignored_unless_trusted(client, tight_limit, settings) 
     assert client.get("/", {"q": "x"}, HTTP_X_FORWARDED_FOR="192.0.2.99").status_code == 429
     settings.GALLERY_TRUST_X_FORWARDED_FOR = True
     assert client.get("/", {"q": "x"}, HTTP_X_FORWARDED_FOR="192.0.2.99").status_code != 429
+
+
+def test_forwarded_for_uses_the_proxys_entry(client, tight_limit, settings) -> None:  # type: ignore[no-untyped-def]
+    # A proxy that appends keeps what the client sent in front: that part must not pick the key.
+    settings.GALLERY_TRUST_X_FORWARDED_FOR = True
+    for i in range(3):
+        client.get("/", {"q": "x"}, HTTP_X_FORWARDED_FOR=f"198.51.100.{i}, 192.0.2.7")
+    spoofed = client.get("/", {"q": "x"}, HTTP_X_FORWARDED_FOR="198.51.100.99, 192.0.2.7")
+    assert spoofed.status_code == 429
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/?similar=99999999999999999999999",
+        "/artworks/99999999999999999999999/",
+        "/api/artworks?offset=99999999999999999999999",
+        "/api/artworks/99999999999999999999999",
+    ],
+)
+def test_out_of_range_numbers_are_not_server_errors(client, url: str) -> None:  # type: ignore[no-untyped-def]
+    client.raise_request_exception = False
+    assert client.get(url).status_code < 500

@@ -53,7 +53,16 @@ def test_bad_bytes_are_refused_and_nothing_is_written(data: bytes, message: str)
 
 
 @pytest.mark.parametrize(
-    "upload_id", ["", "short", "../../etc/passwd", "a" * 30 + "/x", "a" * 30 + ".webp", "é" * 20]
+    "upload_id",
+    [
+        "",
+        "short",
+        "../../etc/passwd",
+        "a" * 30 + "/x",
+        "a" * 30 + ".webp",
+        "é" * 20,
+        "a" * 30 + "\n",  # "$" in a regex matches before a trailing newline
+    ],
 )
 def test_malformed_ids_find_nothing(upload_id: str) -> None:
     assert not is_upload_id(upload_id)

@@ -144,6 +144,16 @@ def test_htmx_load_more_gets_cards_and_an_out_of_band_button(
     assert "<form" not in html and "HX-Push-Url" not in page
 
 
+def test_htmx_load_more_skips_the_filter_choices(client: Any, corpus: Corpus) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/?offset=4", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="result-list")
+    assert page.status_code == 200
+    assert not [q for q in queries.captured_queries if "DISTINCT" in q["sql"]]
+
+
 def test_htmx_errors_are_swapped_in_with_status_200(client: Any, corpus: Corpus) -> None:
     page = client.get("/?year_from=1900&year_to=1800", **HTMX)
     assert page.status_code == 200  # htmx does not swap 4xx responses
@@ -266,6 +276,18 @@ def test_artwork_page_sanitises_the_description_and_credits_it(client: Any) -> N
     assert '<a href="https://example.org/x" rel="noopener noreferrer nofollow">good</a>' in section
     assert "Description: Art Institute of Chicago, CC BY 4.0" in section
     assert 'href="https://x.org/7"' in html
+
+
+def test_artwork_page_links_only_web_urls(client: Any) -> None:
+    # Importers store source_url as given (no URLField validation on that path).
+    artwork = artwork_upsert(
+        source="local",
+        external_id="js",
+        metadata={"title": "Trap", "source_url": "javascript:alert(1)"},
+        image_data=jpeg_bytes(),
+    ).artwork
+    html = client.get(f"/artworks/{artwork.pk}/").content.decode()
+    assert "javascript:" not in html and "source-link" not in html
 
 
 def test_artwork_page_strip_lists_neighbours(client: Any, corpus: Corpus) -> None:

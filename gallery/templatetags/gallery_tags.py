@@ -33,6 +33,14 @@ def sanitize_html(value: str | None) -> SafeString:
 
 
 @register.filter
+def web_url(value: str | None) -> str:
+    """`value` when it is an http(s) URL, else "": imported records are not validated as
+    URLFields, and a "javascript:" link must not reach an href."""
+    text = (value or "").strip()
+    return text if text.lower().startswith(("http://", "https://")) else ""
+
+
+@register.filter
 def short_artist(value: str | None) -> str:
     """'Claude Monet (French, 1840–1926)' -> 'Claude Monet'."""
     text = value or ""
