@@ -10,15 +10,17 @@ export DJANGO_DEBUG ?= 1
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	# torch first, pinned: the CPU build that lies on this disk (a bare `torch` pulls CUDA).
+	# torch first, at the version pyproject.toml pins (and every image installs), as the CPU build
+	# that lies on this disk (a bare `torch` pulls CUDA).
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
 
-# Services the tests need: Redis (the Celery broker) and Chromium for the browser tests.
-# PostgreSQL + pgvector is the embedded server, started on demand by the settings.
+# Services the tests need: RabbitMQ (the Celery broker), Redis (cache tests) and Chromium for
+# the browser tests.
+# PostgreSQL + pgvector is the embedded server, started by the first database connection.
 services:
 	@bash scripts/services.sh
 
@@ -28,7 +30,8 @@ test: install services
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy gallery search bench
+	$(VENV)/bin/mypy gallery search bench tests
+	$(VENV)/bin/lint-imports
 
 demo: install
 	@bash scripts/demo.sh

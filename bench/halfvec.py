@@ -30,10 +30,9 @@ def _knn(
     table: str, kind: str, vector: np.ndarray, *, ef: int, exact: bool = False
 ) -> tuple[list[int], float]:
     from django.db import connection, transaction
+    from pgvector import Vector
 
-    from search.knn import vector_literal
-
-    literal = vector_literal(vector)
+    literal = Vector(np.asarray(vector, dtype=np.float32)).to_text()  # cast to either kind
     sql = (
         f"WITH nearest AS MATERIALIZED (SELECT e.artwork_id, e.vector <=> %s::{kind} AS d "
         f"FROM {table} e WHERE e.feature_id = %s ORDER BY e.vector <=> %s::{kind} LIMIT 250) "

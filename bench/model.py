@@ -16,6 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 BENCH_MODEL_VERSION = 1
 MARKER = "bench-model.json"
 
@@ -55,5 +57,13 @@ def build_base_model(folder: Path, *, test_model_dir: Path, seed: int = 0) -> Pa
     return folder
 
 
-def parameter_count(model: object) -> int:
+def parameter_count(model_or_encoder: object) -> int:
+    """Parameters of a PyTorch model, of an encoder's model, or of an ONNX encoder's graphs."""
+    export = getattr(model_or_encoder, "export", None)
+    if export is not None:
+        import onnx
+
+        graphs = [onnx.load(str(export / name)) for name in ("text.onnx", "image.onnx")]
+        return sum(int(np.prod(t.dims)) for graph in graphs for t in graph.graph.initializer)
+    model = getattr(model_or_encoder, "model", model_or_encoder)
     return sum(p.numel() for p in model.parameters())  # type: ignore[attr-defined]

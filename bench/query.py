@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import random
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,11 +42,23 @@ TARGETS = {  # query type -> p95 ms
     "text": 150.0,
     "image": 400.0,
     "text+document": 170.0,
+    "text+filter 1%": 170.0,
+    "text+filter 10%": 170.0,
+    "text+filter 50%": 170.0,
     "cache_hit": 5.0,
 }
+FACETS_TARGET = 15.0  # p95 ms: the facet counts over a fused list of 500, in one query
 RECALL_TARGET = 0.95
 API_PATH = "/api/retrievers/default/execute"
 FILTER = {"classification": "drawing", "year_from": 1700}
+# Filters keeping about 1 %, 10 % and 50 % of the synthetic collection (bench/synthetic.py:
+# sculptures are 5 %, photographs 10 %, years spread evenly over 1300-2000); the benchmark prints
+# the share each really keeps.
+FILTER_CASES = {
+    "1%": {"classification": "sculpture", "year_from": 1860},
+    "10%": {"classification": "photograph"},
+    "50%": {"year_to": 1649},
+}
 
 _SUBJECTS = [
     "a storm at sea",
@@ -122,6 +135,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--int8-images", type=int, default=48)
     p.add_argument("--keep-index", action="store_true", help="do not rebuild an existing index")
+    p.add_argument(
+        "--planner-sweep",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time both kNN paths over a range of filter selectivities",
+    )
+    p.add_argument(
+        "--cost-only",
+        action="store_true",
+        help="only the cost figures at --n (load, build, sizes, find similar, text + filter)",
+    )
+    p.add_argument(
+        "--cost-sizes",
+        default="",
+        help="e.g. 20000,120000,1000000: --cost-only at each size, each in database "
+        "<--database>_<N> (loaded once, then reused with --keep-index), and the table",
+    )
+    p.add_argument(
+        "--facets-only",
+        action="store_true",
+        help="only the facet counts at --n over find-similar lists (no encoder)",
+    )
     p.add_argument("--json", type=Path, help="save the figures here")
     p.add_argument("--paintings", type=Path, default=None, help="folder of real JPEGs")
     return p.parse_args(argv)
@@ -217,9 +252,21 @@ def prepare_data(args: argparse.Namespace, *, feature_name: str, model: Path) ->
         log("keeping the existing HNSW index (--keep-index)")
     else:
         log("building the HNSW index (m 16, ef_construction 64, 2 parallel workers)")
-        out["hnsw_build_s"] = round(synthetic.build_hnsw(connection, m=16, ef_construction=64), 2)
+        # The graph must fit in maintenance_work_mem or the build slows many times over: about
+        # 2 KB per halfvec(768) vector at m 16, so 1,000,000 vectors need more than 2 GB.
+        memory = f"{max(2, -(-args.n * 3 // 1_000_000))}GB"
+        seconds = synthetic.build_hnsw(
+            connection, m=16, ef_construction=64, maintenance_work_mem=memory
+        )
+        out["hnsw_build_s"] = round(seconds, 2)
+        synthetic.record(connection, hnsw_build_s=out["hnsw_build_s"])
         log(f"HNSW built in {out['hnsw_build_s']} s")
+    # What the data and the index cost when they were made (this run or an earlier one).
+    out["recorded"] = synthetic.recorded(connection)
     out["sizes"] = {k: round(v, 1) for k, v in synthetic.sizes(connection).items()}
+    with connection.cursor() as cur:  # what the server may keep in memory decides much here
+        cur.execute("SHOW shared_buffers")
+        out["shared_buffers"] = cur.fetchone()[0]
     return out
 
 
@@ -239,10 +286,21 @@ def query_cases(
             {"text": texts[count + i], "document_id": docs[-1 - i], "image": image}
         )
         cases["text+filter"].append({"text": texts[2 * count + i], "filters": FILTER})
+        for j, (share, filters) in enumerate(FILTER_CASES.items()):
+            text = texts[(4 + j) * count + i]
+            cases[f"text+filter {share}"].append({"text": text, "filters": filters})
     return cases
 
 
-_CASE_NAMES = ("text", "image", "document", "text+document", "text+document+image", "text+filter")
+_CASE_NAMES = (
+    "text",
+    "image",
+    "document",
+    "text+document",
+    "text+document+image",
+    "text+filter",
+    *(f"text+filter {share}" for share in FILTER_CASES),
+)
 
 
 def run_inprocess(query: dict[str, Any], *, use_cache: bool) -> Any:
@@ -297,6 +355,84 @@ def inprocess_cache_hits(queries: list[dict[str, Any]]) -> dict[str, Any]:
     return {"latency_ms": percentiles(ms)}
 
 
+def facets_section(docs: list[int]) -> dict[str, Any]:
+    """The facets of fused lists (search/facets.py). A find-similar search alone lists 250 (its
+    top_k); the default retriever's final list is up to 500 long, so the query is also timed on
+    500 ids (two such lists joined). And what a page or an API answer adds after its own page
+    of results (the fused list then cached): its ids read back through the retriever a page at
+    a time, then the query; first view, and a repeated one."""
+    from django.core.cache import cache
+
+    from bench.stats import percentiles
+    from search.facets import facet_counts, fused_artwork_ids
+    from search.retriever import RetrievalInputs, execute_retriever
+
+    times: dict[str, list[float]] = {"query_500": [], "query_250": [], "first": [], "again": []}
+    lengths: set[int] = set()
+    for doc, other in zip(docs, docs[1:] + docs[:1], strict=True):
+        cache.clear()
+        inputs = RetrievalInputs(document_id=doc)
+        execute_retriever(inputs=inputs, limit=24)  # the page's own request
+        for name in ("first", "again"):
+            started = time.perf_counter()
+            ids = fused_artwork_ids(inputs=inputs)
+            facet_counts(artwork_ids=ids)
+            times[name].append((time.perf_counter() - started) * 1000)
+        more = fused_artwork_ids(inputs=RetrievalInputs(document_id=other))
+        joined = list(dict.fromkeys(ids + more))[:500]
+        for name, listed in (("query_250", ids), ("query_500", joined)):
+            started = time.perf_counter()
+            lengths.add(facet_counts(artwork_ids=listed).counted)
+            times[name].append((time.perf_counter() - started) * 1000)
+    return {
+        "facet_query_ms": percentiles(times["query_500"]),
+        "facet_query_250_ms": percentiles(times["query_250"]),
+        "page_first_view_ms": percentiles(times["first"]),
+        "page_repeat_view_ms": percentiles(times["again"]),
+        "list_lengths": sorted(lengths),
+    }
+
+
+def facets_only(args: argparse.Namespace) -> dict[str, Any]:
+    """--facets-only: the data (loaded or reused), the index, and facets_section()."""
+    from django.core.management import call_command
+
+    from bench.stats import loadavg
+
+    figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_start": loadavg()}}
+    call_command("migrate", verbosity=0)
+    figures["data"] = prepare_data(
+        args, feature_name="bench-synthetic", model=ROOT / "var" / "synthetic"
+    )
+    docs = random.Random(args.seed + 7).sample(range(1, args.n + 1), args.queries)
+    figures["facets"] = facets_section(docs)
+    figures["machine"]["load_end"] = loadavg()
+    print_facets(figures["facets"])
+    print(  # noqa: T201 - the report is the output
+        f"  {args.n} artworks, {figures['machine']['cpus']} CPUs, load "
+        f"{figures['machine']['load_start']} -> {figures['machine']['load_end']}"
+    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2, default=_json_default))
+    return figures
+
+
+def print_facets(facets: dict[str, Any]) -> None:
+    rows = {
+        "the facet query, 500 ids": facets["facet_query_ms"],
+        "the facet query, 250 ids": facets["facet_query_250_ms"],
+        "a page adds, first view": facets["page_first_view_ms"],
+        "a page adds, repeat view": facets["page_repeat_view_ms"],
+    }
+    print(  # noqa: T201 - the report is the output
+        f"\nFacets of fused lists (p50 / p95 / p99 ms; target p95 <= {FACETS_TARGET:g}):\n"
+        + "\n".join(
+            f"  {name:<26} {r['p50']:>7} {r['p95']:>7} {r['p99']:>7}" for name, r in rows.items()
+        )
+    )
+
+
 # Recall ---------------------------------------------------------------------------------------
 def recall_sets(
     *,
@@ -319,6 +455,13 @@ def recall_sets(
         "image": [{"vector": v} for v in image_vectors],
         "document": [{"vector": matrix[d - 1], "exclude_id": d} for d in docs],
         "text+filter": [{"vector": v, "filters": filters, "mask": mask} for v in text_vectors],
+        **selectivity_sets(
+            meta=meta,
+            vectors={
+                "text": text_vectors,
+                "synthetic_text_like": synthetic.fresh_queries(spec, count, gap=0.6),
+            },
+        ),
         # The random-weight model's vectors are not shaped like a real model's queries; these
         # are: new points from the collection's distribution (a photo of an artwork) and the
         # same shifted by a "modality gap" (a real text query sits apart from the images).
@@ -333,11 +476,83 @@ def recall_sets(
     }
 
 
+def selectivity_sets(
+    *, meta: dict[str, np.ndarray], vectors: dict[str, np.ndarray]
+) -> dict[str, list[dict[str, Any]]]:
+    """'<prefix>+filter <share>': each query set under each of FILTER_CASES."""
+    from bench.recall import filter_mask
+    from search.filters import Filters
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for share, fields in FILTER_CASES.items():
+        filters = Filters(**fields)  # type: ignore[arg-type]
+        mask = filter_mask(meta, filters)
+        for prefix, queries in vectors.items():
+            out[f"{prefix}+filter {share}"] = [
+                {"vector": v, "filters": filters, "mask": mask} for v in queries
+            ]
+    return out
+
+
 def recall_mode(set_name: str) -> str:
     """The input mode whose ef_search floor the retriever uses for a recall set's queries."""
     if set_name.startswith(("text", "synthetic_text")):
         return "text"
     return "document" if set_name == "document" else "content"
+
+
+# Planning filtered searches ---------------------------------------------------------------------
+# year_to cut-offs: begin years spread evenly over 1300-1999, so year_to Y keeps (Y - 1299) / 700
+# of the collection: about 0.6, 1, 2, 5, 10, 20 and 50 %.
+SWEEP_YEAR_TO = (1303, 1306, 1313, 1334, 1369, 1439, 1649)
+
+
+def planner_sweep(
+    *, matrix: np.ndarray, meta: dict[str, np.ndarray], spec: Any, feature_id: int, count: int
+) -> list[dict[str, Any]]:
+    """Both paths forced at a range of selectivities (text-like queries, the text ef_search):
+    the rows kept and the planner's estimate, what knn() would choose, each path's latency
+    and recall@250. The crossover is where SEARCH_EXACT_SCAN_MAX_ROWS belongs."""
+    from bench import synthetic
+    from bench.recall import exact_ids, filter_mask, recall
+    from bench.stats import percentiles
+    from search.config import ef_search_for
+    from search.filters import Filters, filter_sql
+    from search.knn import estimate_rows, knn, plan_knn
+
+    queries = synthetic.fresh_queries(spec, count, gap=0.6)
+    rows = []
+    for year_to in SWEEP_YEAR_TO:
+        filters = Filters(year_to=year_to)
+        mask = filter_mask(meta, filters)
+        where, params = filter_sql(filters)
+        row: dict[str, Any] = {
+            "filter": f"year_to {year_to}",
+            "kept_rows": int(mask.sum()),
+            "kept_share": round(float(mask.mean()), 4),
+            "estimated_rows": estimate_rows(where=where, params=params)[0],
+            "chosen": plan_knn(filters=filters).path,
+        }
+        for path in ("exact", "index"):
+            ms, r250 = [], []
+            for v in queries:
+                started = time.perf_counter()
+                found = knn(
+                    feature_id=feature_id,
+                    vector=v,
+                    top_k=250,
+                    filters=filters,
+                    ef_search=ef_search_for("text"),
+                    path=path,  # type: ignore[arg-type]
+                )
+                ms.append((time.perf_counter() - started) * 1000)
+                truth = exact_ids(matrix, v, 250, mask=mask)
+                r250.append(recall([i for i, _ in found], truth, 250))
+            row[f"{path}_ms"] = percentiles(ms)
+            row[f"{path}_recall@250"] = round(float(np.mean(r250)), 4)
+        rows.append(row)
+        log(f"planner sweep: {row}")
+    return rows
 
 
 # Levers ---------------------------------------------------------------------------------------
@@ -501,6 +716,133 @@ def persistent_connection_lever(docs: list[int]) -> dict[str, Any]:
     return {"kept_ms": percentiles(kept), "new_connection_ms": percentiles(fresh)}
 
 
+# Cost against N --------------------------------------------------------------------------------
+COST_QUERY_SETS = (
+    "document",
+    "synthetic_text_like",
+    *(f"synthetic_text_like+filter {s}" for s in FILTER_CASES),
+)
+
+
+def cost_section(args: argparse.Namespace, *, feature_id: int) -> dict[str, Any]:
+    """What grows with N, without the encoder (its cost does not depend on N): find similar
+    end to end in process, and the retriever's kNN (planner included) for text-like queries
+    with each filter of FILTER_CASES, with recall@250 against exact search."""
+    from bench import synthetic
+    from bench.recall import measure_recall
+    from bench.stats import percentiles
+
+    spec = synthetic.Spec(n=args.n, seed=args.seed)
+    matrix = synthetic.vectors(spec)
+    meta = synthetic.metadata(spec)
+    count = max(args.queries, args.recall_queries)
+    docs = random.Random(args.seed + 7).sample(range(1, args.n + 1), count)
+    sets = {
+        "document": [{"vector": matrix[d - 1], "exclude_id": d} for d in docs],
+        "synthetic_text_like": [
+            {"vector": v} for v in synthetic.fresh_queries(spec, count, gap=0.6)
+        ],
+        **selectivity_sets(
+            meta=meta,
+            vectors={"synthetic_text_like": synthetic.fresh_queries(spec, count, gap=0.6)},
+        ),
+    }
+    out: dict[str, Any] = {"queries": count}
+    for name in COST_QUERY_SETS:
+        out[name] = measure_recall(
+            matrix=matrix, queries=sets[name], feature_id=feature_id, input_mode=recall_mode(name)
+        )
+        log(f"cost {name}: {out[name]}")
+    run_inprocess({"document_id": docs[0]}, use_cache=False)  # warm-up
+    ms = []
+    for doc in docs:
+        started = time.perf_counter()
+        run_inprocess({"document_id": doc}, use_cache=False)
+        ms.append((time.perf_counter() - started) * 1000)
+    out["find_similar_ms"] = percentiles(ms)
+    log(f"cost find similar in process: {out['find_similar_ms']}")
+    return out
+
+
+def cost_table(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """--cost-only at each of --cost-sizes, each in its own process and database."""
+    rows = []
+    for n in (int(x) for x in args.cost_sizes.split(",") if x.strip()):
+        out = ROOT / "var" / "bench" / f"cost-{n}.json"
+        command = [
+            sys.executable,
+            "-m",
+            "bench.query",
+            "--cost-only",
+            f"--n={n}",
+            f"--seed={args.seed}",
+            f"--database={args.database}_{n}",
+            f"--queries={args.queries}",
+            f"--recall-queries={args.recall_queries}",
+            f"--json={out}",
+            *(["--keep-index"] if args.keep_index else []),
+            *(["--reload"] if args.reload else []),
+        ]
+        log(f"cost at N = {n}: {' '.join(command[1:])}")
+        subprocess.run(command, cwd=ROOT, check=True)
+        rows.append(cost_row(json.loads(out.read_text())))
+    print_cost_table(rows)
+    return rows
+
+
+def cost_row(figures: dict[str, Any]) -> dict[str, Any]:
+    d, c = figures["data"], figures["cost"]
+    recorded = d.get("recorded", {})
+    row: dict[str, Any] = {
+        "n": d["n"],
+        "load_s": recorded.get("load", {}).get("total_s"),
+        "hnsw_build_s": d.get("hnsw_build_s", recorded.get("hnsw_build_s")),
+        "table_mb": d["sizes"]["embedding_table_mb"],
+        "index_mb": d["sizes"]["hnsw_index_mb"],
+        "find_similar_p95_ms": c["find_similar_ms"]["p95"],
+        "find_similar_recall@250": c["document"]["recall@250"],
+        "load_avg": f"{figures['machine']['load_start']} -> {figures['machine']['load_end']}",
+        "shared_buffers": d.get("shared_buffers"),
+    }
+    for share in FILTER_CASES:
+        r = c[f"synthetic_text_like+filter {share}"]
+        row[f"text+filter {share} knn p95_ms"] = r["knn_ms"]["p95"]
+        row[f"text+filter {share} recall@250"] = r["recall@250"]
+    return row
+
+
+def print_cost_table(rows: list[dict[str, Any]]) -> None:
+    p = print  # noqa: T202 - the report is the output
+    shares = list(FILTER_CASES)
+    head = (
+        "| N | load s | HNSW build s | table MB | index MB | find similar p95 ms (recall@250) | "
+        + " | ".join(f"text-like + filter {s}: kNN p95 ms (recall@250)" for s in shares)
+        + " | load avg | shared_buffers |"
+    )
+    p(
+        "\nCost against N (find similar end to end in process; text + filter: the retriever's "
+        "kNN for synthetic text-like vectors, planner included, the encoder's cost excluded)"
+    )
+    p(head)
+    p("|" + "---|" * (head.count("|") - 1))
+    for r in rows:
+        cells = [
+            f"{r['n']:,}",
+            str(r["load_s"]),
+            str(r["hnsw_build_s"]),
+            str(r["table_mb"]),
+            str(r["index_mb"]),
+            f"{r['find_similar_p95_ms']} ({r['find_similar_recall@250']})",
+            *(
+                f"{r[f'text+filter {s} knn p95_ms']} ({r[f'text+filter {s} recall@250']})"
+                for s in shares
+            ),
+            r["load_avg"],
+            str(r["shared_buffers"]),
+        ]
+        p("| " + " | ".join(cells) + " |")
+
+
 # HTTP ----------------------------------------------------------------------------------------
 def http_section(
     args: argparse.Namespace,
@@ -636,6 +978,16 @@ def verdicts(figures: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": bool(r["recall@250"] >= RECALL_TARGET),
             }
         )
+    if "facets" in figures:
+        facets_p95 = figures["facets"]["facet_query_ms"]["p95"]
+        rows.append(
+            {
+                "target": f"facets p95 <= {FACETS_TARGET:g} ms (the one query)",
+                "in_process": facets_p95,
+                "http": None,
+                "met": bool(facets_p95 <= FACETS_TARGET),
+            }
+        )
     floor = figures.get("floor", {})
     if floor:
         tower = floor["text_tower_ms"]["p50"]
@@ -675,7 +1027,11 @@ def print_report(figures: dict[str, Any]) -> None:
     )
     if "hnsw_build_s" in d:
         p(f"HNSW build (m 16, ef_construction 64): {d['hnsw_build_s']} s")
-    p("Sizes (MB): " + ", ".join(f"{k} {v}" for k, v in d["sizes"].items()))
+    p(
+        "Sizes (MB): "
+        + ", ".join(f"{k} {v}" for k, v in d["sizes"].items())
+        + f"; shared_buffers {d.get('shared_buffers')}"
+    )
     p("\nLatency ms (p50 / p95 / p99)         in process              HTTP")
     http = figures.get("http", {}).get("latency", {})
     for name, r in figures["inprocess"].items():
@@ -689,12 +1045,28 @@ def print_report(figures: dict[str, Any]) -> None:
         f"  {'cache hit':<24} {c['p50']:>7} {c['p95']:>7} {c['p99']:>7}    "
         + (f"{hc['p50']:>7} {hc['p95']:>7} {hc['p99']:>7}" if hc else "-")
     )
+    if "facets" in figures:
+        print_facets(figures["facets"])
     p("\nRecall against exact search (the retriever's kNN)  @10     @250    kNN p50/p95 ms")
     for name, r in figures["recall"].items():
         p(
             f"  {name:<46} {r['recall@10']:<7} {r['recall@250']:<7} "
             f"{r['knn_ms']['p50']} / {r['knn_ms']['p95']}"
         )
+    planner = figures.get("planner")
+    if planner:
+        p(
+            "\nFiltered kNN by selectivity (text-like queries; ms p50 / p95, recall@250); "
+            "planner: the path knn() chooses"
+        )
+        p(f"  {'filter':<14} {'kept':>7} {'estimate':>8}  planner  {'exact':<24} index")
+        for r in planner:
+            e, i = r["exact_ms"], r["index_ms"]
+            p(
+                f"  {r['filter']:<14} {r['kept_rows']:>7} {r['estimated_rows']:>8}  "
+                f"{r['chosen']:<7}  {e['p50']:>6} / {e['p95']:<6} ({r['exact_recall@250']})  "
+                f"{i['p50']:>6} / {i['p95']:<6} ({r['index_recall@250']})"
+            )
     f = figures.get("floor")
     if f:
         p(
@@ -717,10 +1089,16 @@ def print_report(figures: dict[str, Any]) -> None:
 # Main -----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.cost_sizes:
+        return {"cost_table": cost_table(args)}
     env = configure_environment(args)
     import django
 
     django.setup()
+    if args.cost_only:
+        return cost_only(args)
+    if args.facets_only:
+        return facets_only(args)
     from django.core.management import call_command
 
     from bench import floor, synthetic
@@ -752,7 +1130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     figures["model"] = {
         "name": encoder.feature_name + (" int8" if args.int8 else ""),
         "folder": folder.name,
-        "parameters": parameter_count(encoder.model),
+        "parameters": parameter_count(encoder),
     }
     figures["data"] = prepare_data(args, feature_name=encoder.feature_name, model=folder)
     feature_id = figures["data"]["feature_id"]
@@ -762,7 +1140,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     meta = synthetic.metadata(spec)
     rng = random.Random(args.seed + 7)
     count = args.queries
-    texts = phrases(4 * count, args.seed)  # every text query distinct: no vector-cache hits
+    # every text query distinct: no vector-cache hits
+    texts = phrases((4 + len(FILTER_CASES)) * count, args.seed)
     image_files = paintings(args)
     chosen = rng.sample(image_files, min(len(image_files), max(count, 8)))
     images = [p.read_bytes() for p in chosen]
@@ -792,9 +1171,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         log(f"recall {name}: {figures['recall'][name]}")
 
+    if args.planner_sweep:
+        figures["planner"] = planner_sweep(
+            matrix=matrix,
+            meta=meta,
+            spec=spec,
+            feature_id=feature_id,
+            count=min(rq, 10),
+        )
+
     figures["inprocess"] = inprocess_latency(cases)
     figures["cache_hit"] = inprocess_cache_hits(cases["text+document"])
     log(f"cache hit: {figures['cache_hit']}")
+    figures["facets"] = facets_section(docs[:count])
+    log(f"facets: {figures['facets']}")
 
     log("encoder floor")
     from PIL import Image
@@ -849,6 +1239,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2, default=_json_default))
         log(f"figures saved to {args.json}")
+    return figures
+
+
+def cost_only(args: argparse.Namespace) -> dict[str, Any]:
+    """--cost-only: the data (loaded or reused), the index, and cost_section(); no encoder."""
+    from django.core.management import call_command
+
+    from bench.stats import loadavg
+
+    figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_start": loadavg()}}
+    call_command("migrate", verbosity=0)
+    figures["data"] = prepare_data(
+        args, feature_name="bench-synthetic", model=ROOT / "var" / "synthetic"
+    )
+    figures["cost"] = cost_section(args, feature_id=figures["data"]["feature_id"])
+    figures["machine"]["load_end"] = loadavg()
+    print_cost_table([cost_row(figures)])
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2, default=_json_default))
     return figures
 
 

@@ -74,7 +74,7 @@ def sql_knn(
     halfvec: bool = True,
 ) -> tuple[list[int], float]:
     """The retriever's kNN SQL (search/knn.py's shape) with the levers exposed; (ids, ms)."""
-    from search.knn import vector_literal
+    from pgvector import Vector
 
     where, filter_params = filter_sql(filters)
     exclusion = " AND e.artwork_id <> %s" if exclude_id is not None else ""
@@ -91,7 +91,7 @@ def sql_knn(
         )
         SELECT artwork_id FROM nearest ORDER BY distance, artwork_id
     """
-    literal = vector_literal(vector)
+    literal = Vector(np.asarray(vector, dtype=np.float32)).to_text()  # cast to either kind
     params: list[Any] = [literal, feature_id]
     if exclude_id is not None:
         params.append(exclude_id)

@@ -14,7 +14,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -81,12 +80,6 @@ def _rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -98,6 +91,8 @@ def main() -> None:
     parser.add_argument("--paintings", type=Path, default=DEFAULT_PAINTINGS)
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))  # run as a script, bench/ alone is on the path
+    from bench.gunicorn_process import start_gunicorn, stop_gunicorn, wait_answering
 
     work = Path(tempfile.mkdtemp(prefix="gallery-soak-"))
     env = _env(args.database, work / "media")
@@ -113,31 +108,19 @@ def main() -> None:
             int(x.strip("(),"))
             for x in _manage(env, "shell", "--verbosity", "0", "-c", listing).split()
         ]
-        port = _free_port()
-        web = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "gallery.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "1",
-                "--threads",
-                "4",
-                "--timeout",
-                "120",
-            ],
-            cwd=ROOT,
+        web = start_gunicorn(
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            log=work / "gunicorn.log",
+            root=ROOT,
+            workers=1,
+            threads=4,
+            config=None,
+            options=["--timeout", "120"],
         )
-        base = f"http://127.0.0.1:{port}"
-        _wait_ready(base)
+        base = web.base
+        wait_answering(web, timeout=120)
         _get(f"{base}/api/retrievers/default/execute", {"inputs": {"text": "warm up"}})
-        rss_start = _rss_mb(web.pid)
+        rss_start = _rss_mb(web.process.pid)
 
         # The import runs beside the queries: every painting of the shared folder (267), as new
         # local records (under their AIC ids they would replace the queried sample's images).
@@ -185,13 +168,12 @@ def main() -> None:
             thread.start()
         peak = rss_start
         while any(t.is_alive() for t in threads):
-            peak = max(peak, _rss_mb(web.pid))
+            peak = max(peak, _rss_mb(web.process.pid))
             time.sleep(0.5)
         elapsed = time.monotonic() - started
         importer_err = importer.communicate(timeout=1800)[1]
-        rss_end = _rss_mb(web.pid)
-        web.terminate()
-        web.wait(timeout=30)
+        rss_end = _rss_mb(web.process.pid)
+        stop_gunicorn(web, timeout=30)
 
         figures = {
             "seconds": round(elapsed, 1),
@@ -220,15 +202,16 @@ def main() -> None:
 
 def _drop_database(name: str) -> None:
     """Drop the soak's database from the embedded server (nothing to do with DATABASE_URL)."""
-    if os.environ.get("DATABASE_URL"):
-        return
     import psycopg
 
     sys.path.insert(0, str(ROOT))
-    from gallery.embedded_db import embedded_database
+    from gallery.config import Config
+    from gallery.embedded_db import ensure_server
 
-    pgdata = Path(os.environ.get("GALLERY_PGDATA", ROOT / ".pgdata"))
-    socket_dir = embedded_database(pgdata, "postgres")["HOST"]
+    config = Config()
+    if config.DATABASE_URL:
+        return
+    socket_dir = ensure_server(pgdata=config.GALLERY_PGDATA)
     with psycopg.connect(dbname="postgres", user="postgres", host=socket_dir, autocommit=True) as c:
         c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -258,17 +241,6 @@ def _get(url: str, body: dict | None = None) -> int:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
-
-
-def _wait_ready(base: str) -> None:
-    for _ in range(300):
-        try:
-            if _get(f"{base}/healthz") == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the web process did not start")
 
 
 if __name__ == "__main__":

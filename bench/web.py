@@ -8,10 +8,7 @@ import contextlib
 import http.client
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.gunicorn_process import serve_gunicorn
 from bench.stats import children, percentiles, rss_mb
 
 
@@ -48,12 +46,6 @@ class Server:
         }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serve(
     *,
@@ -64,55 +56,18 @@ def serve(
     root: Path,
     config: str = "",
 ) -> Iterator[Server]:
-    port = free_port()
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [
-        str(gunicorn),
-        "gallery.wsgi",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--timeout",
-        "300",
-        "--backlog",
-        "256",
-    ]
-    if config:
-        command += ["--config", config]
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command, cwd=root, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
-        )
-    server = Server(process=process, port=port, log=log)
-    try:
-        _wait_ready(server)
-        yield server
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_ready(server: Server, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: see {server.log}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status < 500:
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"gunicorn did not answer within {timeout} s: see {server.log}")
+    with serve_gunicorn(
+        env={**os.environ, **env},
+        log=log,
+        root=root,
+        workers=workers,
+        threads=threads,
+        config=config or None,
+        options=["--timeout", "300", "--backlog", "256"],
+        accept=lambda status: status < 500,
+        timeout=120,
+    ) as server:
+        yield Server(process=server.process, port=server.port, log=log)
 
 
 def body(
@@ -124,7 +79,7 @@ def body(
     use_cache: bool = False,
     limit: int = 24,
 ) -> dict[str, Any]:
-    """The API's request body (search/api.py's schema)."""
+    """The API's request body (search/routers.py's schema)."""
     inputs: dict[str, Any] = {}
     if text:
         inputs["text"] = text

@@ -12,17 +12,87 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import models, transaction
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from gallery.extractors import ExtractorConfigError, parse_extractor
 from gallery.images import ImageError, load_image
-from gallery.models import Artwork
-from gallery.services import artwork_upsert, regenerate_thumbnails
+from gallery.models import Artwork, Collection, default_collection_id
+from gallery.services import (
+    artwork_save_with_image,
+    artwork_save_without_image,
+    regenerate_thumbnails,
+)
 from search.admin import EmbeddingStatusFilter, embedding_status, reembed, with_embedding_status
+from search.feature_uris import feature_uri_of
+
+
+class CollectionAdminForm(forms.ModelForm):
+    class Meta:
+        model = Collection
+        fields = ("name", "description", "feature_extractor")
+        widgets = {
+            "feature_extractor": forms.Textarea(
+                attrs={"rows": 12, "cols": 100, "class": "vLargeTextField"}
+            )
+        }
+
+    def clean_feature_extractor(self) -> Any:
+        value = self.cleaned_data["feature_extractor"]
+        if isinstance(value, dict) and set(value) == {"feature_extractor"}:
+            value = value["feature_extractor"]  # pasted as the case study prints it
+        try:
+            parse_extractor(value)
+        except ExtractorConfigError as exc:
+            # One error per problem, each naming its field (feature_extractor.version, ...).
+            raise ValidationError([str(part) for part in str(exc).split("; ")]) from exc
+        return value
+
+
+@admin.register(Collection)
+class CollectionAdmin(admin.ModelAdmin):
+    form = CollectionAdminForm
+    list_display = ("name", "extractor", "feature_uri", "artworks", "updated_at")
+    search_fields = ("name", "description")
+    readonly_fields = ("feature_uri", "created_at", "updated_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Collection]:
+        return super().get_queryset(request).annotate(artwork_count=models.Count("artworks"))
+
+    @admin.display(description="artworks", ordering="artwork_count")
+    def artworks(self, obj: Collection) -> int:
+        return int(getattr(obj, "artwork_count", 0))
+
+    @admin.display(description="extractor")
+    def extractor(self, obj: Collection) -> str:
+        try:
+            parsed = parse_extractor(obj.feature_extractor)
+        except ExtractorConfigError:
+            return "invalid"
+        return f"{parsed.feature_extractor_name}@{parsed.version} ({parsed.parameters.model})"
+
+    @admin.display(description="feature URI")
+    def feature_uri(self, obj: Collection) -> str:
+        try:
+            return feature_uri_of(parse_extractor(obj.feature_extractor))
+        except ExtractorConfigError:
+            return "—"
+
+    def save_model(self, request: HttpRequest, obj: Collection, form: Any, change: bool) -> None:
+        asked = (obj.feature_extractor or {}).get("version")
+        super().save_model(request, obj, form, change)
+        given = obj.feature_extractor.get("version")
+        if asked != given:
+            self.message_user(
+                request,
+                f"The model changed, so the extractor is now version {given} (was {asked}): its "
+                f"vectors are a new feature, {feature_uri_of(obj.extractor)}, and are never "
+                "mixed with the old model's. Retrievers naming the old URI must be updated.",
+                messages.WARNING,
+            )
 
 
 class SafeImageField(forms.ImageField):
@@ -49,6 +119,15 @@ class ArtworkAdminForm(forms.ModelForm):
         fields = ("image",)  # the admin's fieldsets choose the form's fields
         field_classes = {"image": SafeImageField}
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "collection" in self.fields:  # left empty: the default collection
+            self.fields["collection"].required = False
+
+    def clean_collection(self) -> Any:
+        chosen = self.cleaned_data.get("collection")
+        return chosen or Collection.objects.get(pk=default_collection_id())
+
     def clean_image(self) -> Any:
         value = self.cleaned_data.get("image")
         if isinstance(value, UploadedFile):  # already checked by SafeImageField
@@ -66,11 +145,13 @@ class ArtworkAdmin(admin.ModelAdmin):
         "artist",
         "display_date",
         "classification",
+        "collection",
         "source",
         embedding_status,
     )
     list_display_links = ("thumb", "title")
-    list_filter = ("source", "classification", EmbeddingStatusFilter)
+    list_select_related = ("collection",)
+    list_filter = ("collection", "source", "classification", EmbeddingStatusFilter)
     search_fields = ("title", "artist", "=external_id")
     readonly_fields = (
         "preview",
@@ -91,7 +172,10 @@ class ArtworkAdmin(admin.ModelAdmin):
 
     fieldsets = (
         (None, {"fields": ("preview", "title", "artist", "display_date", "classification")}),
-        ("Identity", {"fields": ("source", "external_id", "source_url", "license")}),
+        (
+            "Identity",
+            {"fields": ("collection", "source", "external_id", "source_url", "license")},
+        ),
         (
             "Details",
             {
@@ -114,8 +198,11 @@ class ArtworkAdmin(admin.ModelAdmin):
         if not obj.thumbnail:
             return "—"
         return format_html(
-            '<img src="{}" alt="" loading="lazy" style="height:64px;width:auto;border-radius:2px">',
+            # The thumbnail is a link to the change form: its alt text names that link.
+            '<img src="{}" alt="{}" loading="lazy" '
+            'style="height:64px;width:auto;border-radius:2px">',
             obj.thumbnail.url,
+            obj.title or "Untitled",
         )
 
     @admin.display(description="Image")
@@ -130,28 +217,16 @@ class ArtworkAdmin(admin.ModelAdmin):
         )
 
     def save_model(self, request: HttpRequest, obj: Artwork, form: Any, change: bool) -> None:
-        """An uploaded image goes through `artwork_upsert` like an imported one (upright
-        original, thumbnail, size, hash, re-embedding signal) instead of being saved raw."""
+        """An uploaded image is stored like an imported one, not saved raw; a cleared image
+        takes its files and the data derived from it along."""
         data: bytes | None = getattr(form, "image_data", None)
         if data is not None:
-            previous = Artwork.objects.filter(pk=obj.pk).first() if obj.pk else None
-            obj.image = previous.image if previous else None  # type: ignore[assignment]
-        elif change and "image" in form.changed_data and not obj.image:
-            # The curator cleared the image: its file and derived data go with it.
-            previous = Artwork.objects.filter(pk=obj.pk).values_list("image", flat=True).first()
-            stale = [name for name in (previous, obj.thumbnail.name) if name]
-            obj.thumbnail = None  # type: ignore[assignment]
-            obj.width = obj.height = None
-            obj.image_sha256 = ""
-            transaction.on_commit(lambda: _delete_files(stale))
-        super().save_model(request, obj, form, change)
-        if data is not None:
-            result = artwork_upsert(
-                source=obj.source, external_id=obj.external_id, metadata={}, image_data=data
-            )
-            obj.refresh_from_db()
-            if result.image_changed:
+            if artwork_save_with_image(artwork=obj, image_data=data).image_changed:
                 self.message_user(request, "The new image and its thumbnail were stored.")
+        elif change and "image" in form.changed_data and not obj.image:
+            artwork_save_without_image(artwork=obj)
+        else:
+            super().save_model(request, obj, form, change)
 
     @admin.action(description="Regenerate thumbnails now")
     def regenerate_thumbnails_action(
@@ -161,8 +236,3 @@ class ArtworkAdmin(admin.ModelAdmin):
         self.message_user(request, f"Regenerated {done} thumbnail(s).", messages.SUCCESS)
         for error in errors:
             self.message_user(request, f"Skipped {error}", messages.ERROR)
-
-
-def _delete_files(names: list[str]) -> None:
-    for name in names:
-        default_storage.delete(name)

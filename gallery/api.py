@@ -1,115 +1,72 @@
-"""GET /api/artworks, /api/artworks/{id}, /api/artworks/{id}/similar."""
+"""The JSON API: one NinjaAPI, a router per app (docs at /api/docs).
 
-from __future__ import annotations
+Every error it answers is `{"detail": <text>, "code": <word>}` (ErrorOut), whatever its status:
+ours, django-ninja's own validation errors and 404s, and unexpected failures."""
 
-from typing import Any
+import logging
 
-from django.http import HttpRequest
-from ninja import Query, Router
-from pydantic import Field
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import HttpError, ValidationError
 
-from gallery.models import Artwork
-from gallery.schemas import ArtworkDetailOut, ArtworkPageOut
-from search.config import max_page_size
-from search.errors import BadPagination, UnknownArtwork
-from search.filters import filter_artworks
-from search.models import Embedding
-from search.retriever import RetrievalInputs, execute_retriever
-from search.routers import ERRORS, result_payload
-from search.schemas import ExecuteOut, FiltersIn
+from gallery.routers import router as artworks_router
+from search.errors import RetrievalError, error_body
+from search.routers import router as retrievers_router
 
-router = Router(tags=["artworks"])
+logger = logging.getLogger(__name__)
 
-
-class PageIn(FiltersIn):
-    offset: int = Field(0, ge=0)
-    limit: int = Field(24, ge=1)
+api = NinjaAPI(title="Artwork search API", version="1", urls_namespace="api")
+api.add_router("/", retrievers_router)
+api.add_router("/", artworks_router)
 
 
-class SimilarIn(PageIn):
-    top_k: int | None = Field(None, description="Replaces the searches' top_k (1..1000).")
-    retriever: str = Field("default", description="The retriever whose document search runs.")
+def _error(request: HttpRequest, *, status: int, detail: str, code: str) -> HttpResponse:
+    return api.create_response(request, error_body(detail=detail, code=code), status=status)
 
 
-@router.get("/artworks", response={200: ArtworkPageOut, **ERRORS}, url_name="artwork_list")
-def artwork_list(request: HttpRequest, params: Query[PageIn]) -> Any:
-    """The collection by title, a page at a time, with the search filters."""
-    if params.limit > max_page_size():
-        raise BadPagination(f"limit must be between 1 and {max_page_size()}.")
-    filters = params.to_filters()
-    filters.validate()
-    queryset = filter_artworks(Artwork.objects.order_by("title", "id"), filters)
-    total = queryset.count()
-    # Past the end there is nothing to fetch (and an offset beyond bigint would be a DataError).
-    page = queryset[params.offset : params.offset + params.limit] if params.offset < total else []
-    return {
-        "items": [_artwork(artwork) for artwork in page],
-        "total": total,
-        "offset": params.offset,
-        "limit": params.limit,
-    }
+@api.exception_handler(RetrievalError)
+def retrieval_error(request: HttpRequest, exc: RetrievalError) -> HttpResponse:
+    return _error(request, status=exc.status_code, detail=exc.message, code=exc.code)
 
 
-@router.get(
-    "/artworks/{artwork_id}",
-    response={200: ArtworkDetailOut, **ERRORS},
-    url_name="artwork_detail",
-)
-def artwork_detail(request: HttpRequest, artwork_id: int) -> Any:
-    artwork = Artwork.objects.filter(pk=artwork_id).first()
-    if artwork is None:
-        raise UnknownArtwork(f"There is no artwork with id {artwork_id}.")
-    embedded = Embedding.objects.filter(artwork=artwork, feature__is_active=True).exists()
-    return {
-        **_artwork(artwork),
-        **{
-            name: getattr(artwork, name)
-            for name in (
-                "medium",
-                "dimensions",
-                "credit_line",
-                "description",
-                "alt_text",
-                "source_url",
-                "license",
-            )
-        },
-        "image_url": artwork.image.url if artwork.image else "",
-        "embedded": embedded,
-    }
+@api.exception_handler(ValidationError)
+def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    return _error(request, status=422, detail=describe(exc.errors), code="bad_request")
 
 
-@router.get(
-    "/artworks/{artwork_id}/similar",
-    response={200: ExecuteOut, **ERRORS},
-    url_name="artwork_similar",
-)
-def artwork_similar(request: HttpRequest, artwork_id: int, params: Query[SimilarIn]) -> Any:
-    """Artworks nearest to this one's stored vector (itself left out), with the filters."""
-    filters = params.to_filters()
-    result = execute_retriever(
-        name=params.retriever,
-        inputs=RetrievalInputs(document_id=artwork_id),
-        filters=filters,
-        offset=params.offset,
-        limit=params.limit,
-        top_k=params.top_k,
+@api.exception_handler(Http404)
+def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return _error(request, status=404, detail="Not found.", code="not_found")
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return _error(request, status=exc.status_code, detail=str(exc), code="http_error")
+
+
+@api.exception_handler(Exception)
+def unexpected_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database middleware answers these: a 503 with Retry-After that drops the broken
+        # connection.
+        raise exc
+    logger.exception("API error on %s", request.path, exc_info=exc)
+    return _error(
+        request,
+        status=500,
+        detail="An unexpected error occurred; it has been logged.",
+        code="server_error",
     )
-    return result_payload(result)
 
 
-def _artwork(artwork: Artwork) -> dict[str, Any]:
-    return {
-        "id": artwork.pk,
-        "source": artwork.source,
-        "external_id": artwork.external_id,
-        "title": artwork.title,
-        "artist": artwork.artist,
-        "display_date": artwork.display_date,
-        "classification": artwork.classification,
-        "begin_year": artwork.begin_year,
-        "end_year": artwork.end_year,
-        "thumbnail_url": artwork.thumbnail.url if artwork.thumbnail else "",
-        "width": artwork.width,
-        "height": artwork.height,
-    }
+def describe(errors: list[dict[str, object]]) -> str:
+    """django-ninja's error list as one sentence per field: "query.limit: Input should be ..."."""
+    parts = []
+    for error in errors:
+        location = error.get("loc")
+        steps = location if isinstance(location, list | tuple) else ()
+        where = ".".join(str(part) for part in steps if part not in ("body", "payload"))
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{where or 'request'}: {message}")
+    return "; ".join(parts) or "The request is not valid."

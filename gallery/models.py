@@ -1,12 +1,77 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Upper
 
+from gallery.extractors import (
+    ExtractorConfigError,
+    FeatureExtractor,
+    default_extractor,
+    parse_extractor,
+    with_version_for,
+)
+
+DEFAULT_COLLECTION = "default"
+
+
+class Collection(models.Model):
+    """A set of artworks embedded by one feature extractor (gallery/extractors.py).
+
+    Every artwork belongs to exactly one collection; artworks without one go to the "default"
+    collection. The extractor is validated on `clean()` (the admin form) and on `save()`; a
+    changed model gets the next extractor version, so two models' vectors never share a feature.
+    """
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    feature_extractor = models.JSONField(
+        default=default_extractor,
+        help_text='The case study\'s shape: {"feature_extractor_name": "image_extractor", '
+        '"version": "v1", "input_mappings": {"image": "image"}, "parameters": {"model": '
+        '"siglip-base-patch16-224", "generate_thumbnail": true}}',
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            old = Collection.objects.filter(pk=self.pk).values_list("feature_extractor", flat=True)
+            self.feature_extractor = with_version_for(old=old.first(), new=self.feature_extractor)
+        self.clean()
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        super().clean()
+        try:
+            parse_extractor(self.feature_extractor)
+        except ExtractorConfigError as exc:
+            raise ValidationError({"feature_extractor": str(exc)}) from exc
+
+    @property
+    def extractor(self) -> FeatureExtractor:
+        return parse_extractor(self.feature_extractor)
+
+
+def default_collection_id() -> int:
+    """The default collection's id (created when missing): artworks given no collection go there."""
+    collection, _ = Collection.objects.get_or_create(name=DEFAULT_COLLECTION)
+    return collection.pk
+
 
 class Artwork(models.Model):
-    """One museum record and its image. (source, external_id) is the record's stable identity."""
+    """One museum record and its image. (collection, source, external_id) is the record's stable
+    identity: `source` says where the record comes from (which importer, which museum), the
+    collection which extractor embeds it and which searches see it."""
 
     class Source(models.TextChoices):
         NGA = "nga", "National Gallery of Art"
@@ -14,6 +79,9 @@ class Artwork(models.Model):
         LOCAL = "local", "Local collection"
         UPLOAD = "upload", "Curator upload"
 
+    collection = models.ForeignKey(
+        Collection, on_delete=models.PROTECT, related_name="artworks", default=default_collection_id
+    )
     source = models.CharField(max_length=32, choices=Source.choices, default=Source.LOCAL)
     external_id = models.CharField(max_length=128)
     title = models.CharField(max_length=1000, blank=True)
@@ -43,7 +111,8 @@ class Artwork(models.Model):
         ordering = ["title", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["source", "external_id"], name="artwork_source_external_id_unique"
+                fields=["collection", "source", "external_id"],
+                name="artwork_collection_source_external_id_unique",
             )
         ]
         indexes = [
@@ -60,9 +129,3 @@ class Artwork(models.Model):
 
     def __str__(self) -> str:
         return self.title or f"{self.source}:{self.external_id}"
-
-    @property
-    def aspect_ratio(self) -> float:
-        if self.width and self.height:
-            return self.width / self.height
-        return 1.0

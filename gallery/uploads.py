@@ -18,7 +18,6 @@ from django.conf import settings
 
 from gallery.images import load_image, thumbnail_bytes
 
-DEFAULT_TTL_SECONDS = 3600
 PREVIEW_SIZE = 160
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
@@ -30,13 +29,13 @@ class QueryUpload:
 
 
 def upload_ttl() -> int:
-    return int(getattr(settings, "GALLERY_QUERY_UPLOAD_TTL", DEFAULT_TTL_SECONDS))
+    return int(settings.GALLERY_QUERY_UPLOAD_TTL)
 
 
 def upload_dir() -> Path:
     """Outside MEDIA_ROOT on purpose: a visitor's query image is never served as a media file;
     only its preview is, through the view that checks the id and the expiry."""
-    configured = getattr(settings, "GALLERY_QUERY_UPLOAD_DIR", None)
+    configured = settings.GALLERY_QUERY_UPLOAD_DIR
     return Path(configured) if configured else Path(settings.MEDIA_ROOT).parent / "query-uploads"
 
 
@@ -49,7 +48,8 @@ def is_upload_id(value: str) -> bool:
 
 def upload_store(*, data: bytes) -> QueryUpload:
     """Validate and keep `data`; raises gallery.images.ImageError with a readable message."""
-    loaded = load_image(data)  # refuses non-images, bombs, truncation before anything is written
+    # Refuses non-images, bombs, truncation before anything is written; only a preview is made.
+    loaded = load_image(data, reduce_to=PREVIEW_SIZE)
     uploads_purge()
     folder = upload_dir()
     folder.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,12 @@ from django.contrib import admin
 from django.urls import path, re_path
 
 from gallery import views
-from gallery.health import healthz
-from search.api import api
+from gallery.api import api
+from gallery.health import healthz, readiness
+
+# Errors raised outside a view's own handling (and any 500 with DEBUG off): a styled page that
+# needs no database, JSON under /api/.
+handler500 = "gallery.middleware.server_error"
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,6 +19,7 @@ urlpatterns = [
     path("uploads/", views.upload, name="upload"),
     path("uploads/<str:upload_id>/preview", views.upload_preview_image, name="upload-preview"),
     path("healthz", healthz, name="healthz"),
+    path("healthz/ready", readiness, name="readiness"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]

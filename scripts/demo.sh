@@ -10,15 +10,16 @@ cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
 
-# The broker: Redis where it runs (its own database number), else kombu's filesystem transport,
-# which needs no server. The model: google/siglip-base-patch16-224 when it can be loaded (the
-# Hugging Face cache or GALLERY_EMBEDDING_MODEL), else the small offline test model (the pages
-# then say that results are not semantic).
+# The broker: RabbitMQ where it runs (a killed worker's batch is delivered again at once), else
+# kombu's filesystem transport, which needs no server. The model: google/siglip-base-patch16-224
+# when it can be loaded (the Hugging Face cache or GALLERY_EMBEDDING_MODEL), else the small
+# offline test model (the pages then say that results are not semantic).
 if [ -z "${CELERY_BROKER_URL:-}" ]; then
-  if (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
-    export CELERY_BROKER_URL="redis://127.0.0.1:6379/3"
+  if (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+    export CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//"
   else
     export CELERY_BROKER_URL="filesystem://"
+    mkdir -p var/broker/queue var/broker/processed  # its folders (gallery/settings.py)
   fi
 fi
 echo "Celery broker: $CELERY_BROKER_URL"

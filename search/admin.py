@@ -18,7 +18,7 @@ from django.utils.html import format_html
 
 from search import admin_retrievers  # noqa: F401  (registers the Retriever admin)
 from search.models import Embedding, EmbeddingFailure, Feature
-from search.signals import forget_stale_vectors, queue_embedding
+from search.queueing import forget_stale_vectors, queue_embedding
 
 
 def _status_feature() -> Feature | None:

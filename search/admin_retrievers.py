@@ -9,6 +9,7 @@ from django.contrib import admin
 
 from search.config import ConfigError, parse_config
 from search.models import Retriever
+from search.models.retrievers import check_config
 
 
 class RetrieverForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -22,7 +23,7 @@ class RetrieverForm(forms.ModelForm):  # type: ignore[type-arg]
     def clean_config(self) -> Any:
         config = self.cleaned_data["config"]
         try:
-            parse_config(config)
+            check_config(config)
         except ConfigError as exc:
             # One error per problem, each naming where it is (e.g. parameters.searches.0.top_k).
             raise forms.ValidationError([str(part) for part in str(exc).split("; ")]) from exc

@@ -1,25 +1,26 @@
 """The retriever configuration: its schema, its validation, and the settings retrieval reads.
 
-A configuration is the case study's JSON, e.g.
+A configuration is JSON (`default_config` below builds the default retrievers'), e.g.
 
     {"stage_id": "feature_search", "parameters": {
       "searches": [
-        {"feature": "active", "query": {"input_mode": "text", "value": "{{INPUT.text}}"},
-         "top_k": 250, "on_empty": "skip"},
-        {"feature": "active", "query": {"input_mode": "content", "value": "{{INPUT.image}}"},
-         "top_k": 250, "on_empty": "skip"},
-        {"feature": "active",
-         "query": {"input_mode": "document", "document_ref": "{{INPUT.document_id}}"},
-         "top_k": 250, "on_empty": "skip"},
-        {"query": {"input_mode": "keywords", "value": "{{INPUT.keywords}}"}, "top_k": 250}],
-      "final_top_k": 500, "fusion": "rrf"}}
+        {"feature": "active", "query": {"input_mode": "text", "value": "{{INPUT.text}}"}},
+        {"query": {"input_mode": "keywords", "value": "{{INPUT.keywords}}"}, "top_k": 100}],
+      "final_top_k": 500, "fusion": {"strategy": "rrf", "k": 60}}}
 
 - `feature` is "active" (the feature that is active when the query runs, so activating a new
-  model needs no edit of any retriever) or a feature's name. Keyword searches need none.
+  model needs no edit of any retriever) or a feature's name; or, instead, `feature_uri` names a
+  collection's feature (`mixpeek://image_extractor@v1/google_siglip_base_v1`,
+  search/feature_uris.py; checked against the collections when the retriever is saved).
+  Keyword searches need neither.
 - Values are templates `{{INPUT.text}}`, `{{INPUT.image}}`, `{{INPUT.document_id}}`,
   `{{INPUT.keywords}}`, or a literal (a fixed text, keywords or artwork id; images are always
-  inputs).
+  inputs). A document reference is a template or artwork id, or an object
+  {"collection_id": "{{INPUT.doc_ref.collection_id}}", "document_id":
+  "{{INPUT.doc_ref.document_id}}"} (either part may also be a literal).
 - `on_empty`: "skip" leaves a search out when its input is empty; "error" refuses the query.
+  `skip_if_empty: true`, the other spelling configurations written elsewhere use, is the same
+  as "skip", `false` as "error".
 - `fusion`: "rrf" or {"strategy": "rrf", "k": 60}; each search may carry a `weight` (default 1)
   and a `name` (default its input mode) under which its rank is reported.
 """
@@ -34,7 +35,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 MAX_TOP_K = 1000  # pgvector's hnsw.ef_search tops out at 1000; so does a search's top_k
 ACTIVE_FEATURE = "active"
-TEMPLATE_RE = re.compile(r"^\{\{\s*INPUT\.(text|image|document_id|keywords)\s*\}\}$")
+TEMPLATE_RE = re.compile(
+    r"^\{\{\s*INPUT\.(text|image|document_id|keywords|doc_ref\.document_id|doc_ref\.collection_id)"
+    r"\s*\}\}$"
+)
+DOCUMENT_TEMPLATES = frozenset({"document_id", "doc_ref.document_id"})
+COLLECTION_TEMPLATE = "doc_ref.collection_id"
 
 InputMode = Literal["text", "content", "document", "keywords"]
 TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K)]
@@ -44,10 +50,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class DocumentRef(_Strict):
+    """A document reference: which artwork (and, optionally, the collection it must be in)."""
+
+    collection_id: str | int | None = None
+    document_id: str | int
+
+    @model_validator(mode="after")
+    def _check_parts(self) -> DocumentRef:
+        _check_document_id(self.document_id, where='"document_ref.document_id"')
+        ref = self.collection_id
+        if isinstance(ref, str) and "{{" in ref and template_name(ref) != COLLECTION_TEMPLATE:
+            raise ValueError(
+                '"document_ref.collection_id" must be "{{INPUT.doc_ref.collection_id}}" or a '
+                "collection's name or id"
+            )
+        return self
+
+
+def _check_document_id(ref: str | int, *, where: str) -> None:
+    if isinstance(ref, int) or template_name(ref) in DOCUMENT_TEMPLATES:
+        return
+    if template_name(ref) is None and ref.strip().isdigit():
+        return
+    raise ValueError(
+        f'{where} must be "{{{{INPUT.document_id}}}}", "{{{{INPUT.doc_ref.document_id}}}}" or an '
+        "artwork id"
+    )
+
+
 class Query(_Strict):
     input_mode: InputMode
     value: str | None = None
-    document_ref: str | int | None = None
+    document_ref: str | int | DocumentRef | None = None
 
     @model_validator(mode="after")
     def _check_inputs(self) -> Query:
@@ -57,10 +92,8 @@ class Query(_Strict):
             ref = self.document_ref
             if ref is None:
                 raise ValueError('a "document" query needs "document_ref"')
-            if isinstance(ref, str) and template_name(ref) not in {"document_id", None}:
-                raise ValueError('"document_ref" must be "{{INPUT.document_id}}" or an artwork id')
-            if isinstance(ref, str) and template_name(ref) is None and not ref.strip().isdigit():
-                raise ValueError('"document_ref" must be "{{INPUT.document_id}}" or an artwork id')
+            if not isinstance(ref, DocumentRef):
+                _check_document_id(ref, where='"document_ref"')
             return self
         if self.document_ref is not None:
             raise ValueError(f'a "{self.input_mode}" query takes "value", not "document_ref"')
@@ -69,7 +102,7 @@ class Query(_Strict):
         name = template_name(self.value)
         if self.input_mode == "content" and name != "image":
             raise ValueError('a "content" query\'s value must be "{{INPUT.image}}"')
-        if self.input_mode in {"text", "keywords"} and name in {"image", "document_id"}:
+        if self.input_mode in {"text", "keywords"} and name not in {"text", "keywords", None}:
             raise ValueError(f'a "{self.input_mode}" query cannot take {{{{INPUT.{name}}}}}')
         if "{{" in self.value and name is None:
             raise ValueError(
@@ -82,16 +115,55 @@ class Query(_Strict):
 class Search(_Strict):
     name: str | None = Field(default=None, min_length=1, max_length=40)
     feature: str | None = None
+    feature_uri: str | None = None
     query: Query
     top_k: TopK = 250
     on_empty: Literal["skip", "error"] = "skip"
     weight: float = Field(default=1.0, ge=0.0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _skip_if_empty(cls, data: Any) -> Any:
+        """`skip_if_empty: true|false` is another spelling of on_empty skip|error."""
+        if not isinstance(data, dict) or "skip_if_empty" not in data:
+            return data
+        data = dict(data)
+        flag = data.pop("skip_if_empty")
+        if not isinstance(flag, bool):
+            raise ValueError('"skip_if_empty" must be true or false')
+        wanted = "skip" if flag else "error"
+        if "on_empty" in data and data["on_empty"] != wanted:
+            raise ValueError(
+                f'"skip_if_empty": {str(flag).lower()} contradicts "on_empty": '
+                f"{data['on_empty']!r}; give one of them"
+            )
+        data["on_empty"] = wanted
+        return data
+
+    @field_validator("feature_uri")
+    @classmethod
+    def _uri_form(cls, value: str | None) -> str | None:
+        if value is not None:
+            from search.feature_uris import parse_feature_uri
+
+            parse_feature_uri(value)  # the form only; save() checks that a collection has it
+        return value
+
     @model_validator(mode="after")
     def _check_feature(self) -> Search:
-        if self.query.input_mode != "keywords" and not self.feature:
-            raise ValueError(f'a "{self.query.input_mode}" search needs "feature" (e.g. "active")')
+        if self.feature and self.feature_uri:
+            raise ValueError('give "feature" or "feature_uri", not both')
+        if self.query.input_mode != "keywords" and not self.feature_ref:
+            raise ValueError(
+                f'a "{self.query.input_mode}" search needs "feature" (e.g. "active") or '
+                '"feature_uri"'
+            )
         return self
+
+    @property
+    def feature_ref(self) -> str | None:
+        """The feature as configured: a URI, "active" or a feature's name."""
+        return self.feature_uri or self.feature
 
     @property
     def label(self) -> str:
@@ -155,25 +227,22 @@ def describe_errors(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def search_setting(name: str, default: int) -> int:
-    """Retrieval settings, each overridable in Django settings (see README)."""
-    return int(getattr(settings, name, default))
-
-
+# Retrieval settings (declared in gallery/config.py), read when used so overrides apply.
 def max_text_chars() -> int:
-    return search_setting("SEARCH_MAX_TEXT_CHARS", 1000)
+    return int(settings.SEARCH_MAX_TEXT_CHARS)
 
 
 def ef_search_floor() -> int:
-    # Measured here: ef_search 400 gives recall@250 0.957 on 120k clustered vectors (250: 0.92).
-    return search_setting("SEARCH_HNSW_EF_SEARCH", 400)
+    # Above top_k (250) on purpose: HNSW's recall at top_k rows grows with the candidate list;
+    # bench/recall.py measures it.
+    return int(settings.SEARCH_HNSW_EF_SEARCH)
 
 
 def ef_search_text() -> int:
     """The floor for text queries. A text vector lies away from the image vectors (SigLIP's
-    modality gap), where HNSW's greedy walk finds the true neighbours later: at 120,000 vectors
-    the benchmark's text queries had recall@250 0.55 at ef_search 400."""
-    return search_setting("SEARCH_HNSW_EF_SEARCH_TEXT", 800)
+    modality gap), where HNSW's greedy walk finds the true neighbours later, so text needs a
+    longer candidate list than images for the same recall (bench/recall.py measures both)."""
+    return int(settings.SEARCH_HNSW_EF_SEARCH_TEXT)
 
 
 def ef_search_for(input_mode: str) -> int:
@@ -182,16 +251,16 @@ def ef_search_for(input_mode: str) -> int:
 
 
 def cache_ttl() -> int:
-    return search_setting("SEARCH_CACHE_TTL", 600)
+    return int(settings.SEARCH_CACHE_TTL)
 
 
 def max_page_size() -> int:
-    return search_setting("SEARCH_MAX_PAGE_SIZE", 200)
+    return int(settings.SEARCH_MAX_PAGE_SIZE)
 
 
 def default_config(*, keywords: bool = False, top_k: int = 250) -> dict[str, Any]:
-    """The case study's pipeline (text, image, document; top 250 each; final 500; RRF k = 60),
-    plus a keyword search over the metadata for the hybrid retriever."""
+    """The default pipeline (text, image, document; top 250 each; final 500; RRF k = 60), plus
+    a keyword search over the metadata for the hybrid retriever."""
     searches: list[dict[str, Any]] = [
         {
             "feature": ACTIVE_FEATURE,

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def error_body(*, detail: str, code: str) -> dict[str, str]:
+    """Every error the API answers, whatever its status, has this shape (ErrorOut)."""
+    return {"detail": detail, "code": code}
+
+
 class RetrievalError(Exception):
     status_code = 400
     code = "bad_request"

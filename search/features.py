@@ -5,6 +5,12 @@ under the feature of the encoder they have loaded (the configured model); when t
 active one, a switch is in progress: new vectors fill in the background while searches keep
 using the old feature, and `activate_when_complete` switches once every artwork with an image has
 a vector under the new feature.
+
+Collections choose the model (gallery/extractors.py): the default checkpoint,
+siglip-base-patch16-224, is whatever GALLERY_EMBEDDING_MODEL loads here (its Hugging Face id
+by default, a local folder, or in development the offline test model), and the active-feature
+machinery above is about it. A collection naming another model (an id or a folder) is embedded
+with that model under that model's own feature, and searched through its feature URI.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from gallery.models import Artwork
+from gallery.extractors import DEFAULT_MODEL_NAMES, ExtractorConfigError, parse_extractor
+from gallery.models import Artwork, Collection
 from search.encoder import Encoder, get_encoder
 from search.models import Embedding, Feature
 
@@ -38,7 +45,7 @@ def feature_for(encoder: Encoder) -> Feature:
     """The Feature row of `encoder` (created inactive when new)."""
     feature, _ = Feature.objects.get_or_create(
         name=encoder.feature_name,
-        defaults={"model_name": encoder.model_name, "dimensions": encoder.dimensions},
+        defaults={"model_name": encoder.model_name},
     )
     return feature
 
@@ -81,8 +88,51 @@ def query_encoder() -> tuple[Encoder, Feature]:
     return encoder, feature
 
 
+def model_location(model: str) -> str | None:
+    """Where this deployment loads a collection's `model` from: None for the default
+    checkpoint (GALLERY_EMBEDDING_MODEL, see above), else the model's own id or folder."""
+    return None if model in DEFAULT_MODEL_NAMES else model
+
+
+def collection_model(extractor: object) -> str | None:
+    """The model location of a stored extractor configuration (None: the configured model;
+    also for a configuration edited by hand into something invalid, which save() refuses)."""
+    try:
+        return model_location(parse_extractor(extractor).parameters.model)
+    except ExtractorConfigError:
+        return None
+
+
+def encoder_for(location: str | None, *, for_queries: bool = False) -> Encoder:
+    return get_encoder(location, for_queries=for_queries)
+
+
+def group_by_model(ids: list[int]) -> dict[str | None, list[int]]:
+    """`ids` grouped by the model location of their collection's extractor, in order."""
+    models = {
+        pk: collection_model(extractor)
+        for pk, extractor in Collection.objects.values_list("pk", "feature_extractor")
+    }
+    found = dict(Artwork.objects.filter(pk__in=ids).order_by().values_list("pk", "collection_id"))
+    groups: dict[str | None, list[int]] = {}
+    for artwork_id in dict.fromkeys(ids):
+        # An id no longer in the table goes with the configured model, which reports it skipped.
+        location = models.get(found[artwork_id]) if artwork_id in found else None
+        groups.setdefault(location, []).append(artwork_id)
+    return groups
+
+
+def configured_model_collections() -> QuerySet[Collection]:
+    """The collections embedded with the configured model (the default checkpoint)."""
+    return Collection.objects.filter(
+        feature_extractor__parameters__model__in=sorted(DEFAULT_MODEL_NAMES)
+    )
+
+
 def embeddable_artworks() -> QuerySet[Artwork]:
-    return Artwork.objects.exclude(image="")
+    """Artworks with an image in a collection of the configured model: the ones the active
+    feature must cover (another model's collections are embedded under that model's feature)."""
+    return Artwork.objects.exclude(image="").filter(collection__in=configured_model_collections())
 
 
 def missing_artworks(feature: Feature) -> QuerySet[Artwork]:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 
 from gallery.models import Artwork
 from search.errors import RetrievalError
+from search.validation import text_problem
+
+MAX_FILTER_CHARS = 200
+TEXT_FILTERS = ("classification", "artist", "source", "collection")
 
 
 class BadFilter(RetrievalError):
@@ -24,6 +28,7 @@ class Filters:
     year_from: int | None = None  # the artwork's [begin_year, end_year] overlaps the range
     year_to: int | None = None
     source: str = ""  # exact
+    collection: str = ""  # a collection's name or id
 
     def normalised(self) -> Filters:
         # lower(), not casefold(): the SQL compares with lower()/UPPER(), and casefold() turns
@@ -34,10 +39,8 @@ class Filters:
             year_from=self.year_from,
             year_to=self.year_to,
             source=self.source.strip(),
+            collection=self.collection.strip(),
         )
-
-    def is_empty(self) -> bool:
-        return self == Filters()
 
     def validate(self) -> None:
         if (
@@ -46,9 +49,10 @@ class Filters:
             and self.year_from > self.year_to
         ):
             raise BadFilter(f"year_from ({self.year_from}) is after year_to ({self.year_to}).")
-        for name in ("classification", "artist", "source"):
-            if len(getattr(self, name)) > 200:
-                raise BadFilter(f"The {name} filter is longer than 200 characters.")
+        for name in TEXT_FILTERS:
+            problem = text_problem(value=getattr(self, name), max_length=MAX_FILTER_CHARS)
+            if problem:
+                raise BadFilter(f"The {name} filter {problem}.")
 
 
 def filter_sql(filters: Filters | None) -> tuple[str, list[Any]]:
@@ -68,6 +72,12 @@ def filter_sql(filters: Filters | None) -> tuple[str, list[Any]]:
     if f.source:
         clauses.append("a.source = %s")
         params.append(f.source)
+    if f.collection:
+        clauses.append(
+            "a.collection_id = (SELECT c.id FROM gallery_collection c"
+            " WHERE c.name = %s OR c.id::text = %s ORDER BY c.name = %s DESC LIMIT 1)"
+        )
+        params += [f.collection] * 3
     if f.year_from is not None:
         clauses.append("coalesce(a.end_year, a.begin_year) >= %s")
         params.append(f.year_from)
@@ -92,6 +102,9 @@ def filter_artworks(queryset: QuerySet[Artwork], filters: Filters | None) -> Que
         queryset = queryset.filter(artist__icontains=f.artist)
     if f.source:
         queryset = queryset.filter(source=f.source)
+    if f.collection:
+        by_id = Q(collection_id=int(f.collection)) if f.collection.isdigit() else Q()
+        queryset = queryset.filter(Q(collection__name=f.collection) | by_id)
     if f.year_from is not None or f.year_to is not None:
         queryset = queryset.annotate(
             _first_year=Coalesce("begin_year", "end_year"),

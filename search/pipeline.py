@@ -24,14 +24,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
 
 from gallery.images import ImageError, load_image
 from gallery.models import Artwork
-from search.encoder import Encoder, get_encoder, setting
-from search.features import activate_when_complete, feature_for
+from search.encoder import Encoder, EncoderLoadError, get_encoder
+from search.features import activate_when_complete, encoder_for, feature_for, group_by_model
 from search.models import Embedding, EmbeddingFailure, Feature
+from search.vector_adapters import as_halfvec, vector_cursor
 
 if TYPE_CHECKING:
     import torch
@@ -47,6 +49,13 @@ class EmbedReport:
     # Computed but not written: the image changed meanwhile, or another worker wrote it first.
     not_written: int = 0
     failures: dict[int, str] = field(default_factory=dict)
+
+    def merge(self, other: EmbedReport) -> None:
+        self.embedded += other.embedded
+        self.skipped += other.skipped
+        self.failed += other.failed
+        self.not_written += other.not_written
+        self.failures.update(other.failures)
 
 
 @dataclass(frozen=True)
@@ -64,12 +73,17 @@ class Prepared:
 
 
 def model_batch_size(encoder: Encoder) -> int:
-    default = "16" if encoder.device.type == "cpu" else "64"
-    return max(1, int(setting("GALLERY_EMBED_MODEL_BATCH", default)))
+    configured = settings.GALLERY_EMBED_MODEL_BATCH
+    if configured is None:
+        return 16 if encoder.device.type == "cpu" else 64
+    return max(1, int(configured))
 
 
 def decode_threads() -> int:
-    return max(1, int(setting("GALLERY_EMBED_DECODE_THREADS", str(min(4, os.cpu_count() or 1)))))
+    configured = settings.GALLERY_EMBED_DECODE_THREADS
+    if configured is None:
+        return min(4, os.cpu_count() or 1)
+    return max(1, int(configured))
 
 
 def embed_artworks(
@@ -83,7 +97,31 @@ def embed_artworks(
     on_progress: Callable[[int], None] | None = None,
 ) -> EmbedReport:
     """Compute and store vectors for the artworks `ids` under `feature` (default: the loaded
-    encoder's). `replace` recomputes vectors that are already current."""
+    encoder's). `replace` recomputes vectors that are already current. Given no encoder, each
+    artwork is embedded with the model of its collection's feature extractor."""
+    if encoder is None and feature is None:
+        report = EmbedReport()
+        for location, group in group_by_model(list(ids)).items():
+            try:
+                group_encoder = encoder_for(location)
+            except EncoderLoadError as exc:
+                if location is None:
+                    raise  # the configured model: the whole worker is misconfigured
+                # One collection's model is missing: the other collections still get embedded.
+                logger.error("Collection model %s cannot be loaded: %s", location, exc)
+                report.failed += len(group)
+                report.failures.update(dict.fromkeys(group, f"The model cannot be loaded: {exc}"))
+                continue
+            part = embed_artworks(
+                ids=group,
+                encoder=group_encoder,
+                replace=replace,
+                batch_size=batch_size,
+                threads=threads,
+                on_progress=on_progress,
+            )
+            report.merge(part)
+        return report
     encoder = encoder or get_encoder()
     feature = feature or feature_for(encoder)
     batch_size = batch_size or model_batch_size(encoder)
@@ -203,8 +241,8 @@ def insert_vectors(
     artwork = Artwork._meta.db_table
     sql = f"""
         INSERT INTO {embedding} (artwork_id, feature_id, vector, image_sha256, created_at)
-        SELECT a.id, %s, v.vector::halfvec, a.image_sha256, now()
-        FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(artwork_id, sha, vector)
+        SELECT a.id, %s, v.vector, a.image_sha256, now()
+        FROM unnest(%s::bigint[], %s::text[], %s::halfvec[]) AS v(artwork_id, sha, vector)
         JOIN {artwork} a ON a.id = v.artwork_id AND a.image_sha256 = v.sha
         ON CONFLICT (artwork_id, feature_id) DO UPDATE
             SET vector = EXCLUDED.vector, image_sha256 = EXCLUDED.image_sha256,
@@ -216,10 +254,10 @@ def insert_vectors(
         feature.pk,
         [i.artwork_id for i in items],
         [i.image_sha256 for i in items],
-        [str(row.tolist()) for row in vectors],
+        [as_halfvec(row) for row in vectors],
         replace,
     ]
-    with connection.cursor() as cursor:
+    with vector_cursor() as cursor:
         cursor.execute(sql, params)
         written = [row[0] for row in cursor.fetchall()]
     return written

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
@@ -12,19 +11,37 @@ from django.http import HttpRequest
 from ninja import Router
 from pydantic import ValidationError
 
+from gallery.images import mebibytes, too_many_bytes
+from search import case_study
 from search.config import describe_errors
 from search.errors import ImageTooLarge, RetrievalError
+from search.facets import facet_counts, fused_artwork_ids
 from search.retriever import (
+    DocRef,
     RetrievalInputs,
     RetrievalResult,
     decode_base64_image,
     execute_retriever,
 )
-from search.schemas import ErrorOut, ExecuteIn, ExecuteOut, inline_schema
+from search.schemas import (
+    PAGE_SIZE_BOUNDS,
+    TOP_K_BOUNDS,
+    DocRefIn,
+    ErrorOut,
+    ExecuteIn,
+    ExecuteOut,
+    FiltersIn,
+    InputsIn,
+    inline_schema,
+)
 
 router = Router(tags=["retrievers"])
 
-ERRORS: dict[int, type[ErrorOut]] = {code: ErrorOut for code in (400, 404, 409, 413, 422, 503)}
+# Every status an operation may answer besides 200, each with the same ErrorOut body: 429 from
+# the rate limit, 500 and 503 from failures (see gallery/api.py).
+ERRORS: dict[int, type[ErrorOut]] = {
+    code: ErrorOut for code in (400, 404, 409, 413, 422, 429, 500, 503)
+}
 
 
 class BadRequestBody(RetrievalError):
@@ -33,17 +50,17 @@ class BadRequestBody(RetrievalError):
 
 
 def _request_body_doc() -> dict[str, Any]:
+    inputs = inline_schema(InputsIn)
+    del inputs["properties"]["image"]  # the file part instead
     multipart = {
         "type": "object",
         "properties": {
-            "inputs": {
-                "type": "string",
-                "description": 'JSON: {"text": ..., "document_id": ..., "keywords": ...}',
-            },
-            "filters": {"type": "string", "description": "JSON: the filters object"},
-            "offset": {"type": "integer", "default": 0},
-            "limit": {"type": "integer", "default": 24},
-            "top_k": {"type": "integer"},
+            # Parts holding JSON text: see "encoding" below.
+            "inputs": {**inputs, "description": "The inputs object (the image as a file part)"},
+            "filters": {**inline_schema(FiltersIn), "description": "The filters object"},
+            "offset": {"type": "integer", "default": 0, "minimum": 0},
+            "limit": {"type": "integer", "default": settings.GALLERY_PAGE_SIZE, **PAGE_SIZE_BOUNDS},
+            "top_k": {"type": "integer", **TOP_K_BOUNDS},
             "image": {"type": "string", "format": "binary", "description": "{{INPUT.image}}"},
         },
     }
@@ -51,10 +68,22 @@ def _request_body_doc() -> dict[str, Any]:
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": inline_schema(ExecuteIn)},
-                "multipart/form-data": {"schema": multipart},
+                "application/json": {
+                    "schema": inline_schema(ExecuteIn),
+                    "examples": case_study.REQUEST_EXAMPLES,
+                },
+                "multipart/form-data": {
+                    "schema": multipart,
+                    "encoding": {
+                        "inputs": {"contentType": "application/json"},
+                        "filters": {"contentType": "application/json"},
+                    },
+                },
             },
-        }
+        },
+        "responses": {
+            200: {"content": {"application/json": {"examples": case_study.RESPONSE_EXAMPLES}}}
+        },
     }
 
 
@@ -62,33 +91,49 @@ def _request_body_doc() -> dict[str, Any]:
     "/retrievers/{name}/execute",
     response={200: ExecuteOut, **ERRORS},
     url_name="retriever_execute",
-    summary="Run a named retriever",
+    summary="Run a retriever, by name or id",
     openapi_extra=_request_body_doc(),
 )
 def execute(request: HttpRequest, name: str) -> Any:
-    """Runs each search of the retriever whose input is given and fuses the lists by RRF.
-    Returns a page of the fused list, each result's rank in each search, and per-stage timing."""
+    """Runs each search of the retriever (`name`: its name, or else its id) whose input is given
+    and fuses the lists by RRF. Returns a page of the fused list, each result's rank in each
+    search, per-stage timing (stage_name, num_features, searches_run, fusion_strategy,
+    total_results, duration_ms, cache_hit), and `facets`: counts of classification, century,
+    artist, source and collection over the whole fused list, each value with the filters that
+    select it."""
     body, image = _parse(request)
     image = image if image is not None else _base64_image(body.inputs.image)
+    inputs = RetrievalInputs(
+        text=body.inputs.text,
+        image=image,
+        document_id=body.inputs.document_id,
+        keywords=body.inputs.keywords,
+        doc_ref=_doc_ref(body.inputs.doc_ref),
+    )
+    filters = body.filters.to_filters()
     result = execute_retriever(
         name=name,
-        inputs=RetrievalInputs(
-            text=body.inputs.text,
-            image=image,
-            document_id=body.inputs.document_id,
-            keywords=body.inputs.keywords,
-        ),
-        filters=body.filters.to_filters(),
+        inputs=inputs,
+        filters=filters,
         offset=body.offset,
         limit=body.limit,
         top_k=body.top_k,
         use_cache=body.use_cache,
     )
-    return result_payload(result)
+    # Counted over the whole fused list, read back through the result cache (so with
+    # use_cache false the list is computed a second time, then cached).
+    ids = fused_artwork_ids(name=name, inputs=inputs, filters=filters, top_k=body.top_k)
+    return {**result_payload(result), "facets": facet_counts(artwork_ids=ids)}
 
 
 def result_payload(result: RetrievalResult) -> dict[str, Any]:
-    return asdict(result)
+    return result.model_dump()
+
+
+def _doc_ref(value: DocRefIn | None) -> DocRef | None:
+    if value is None:
+        return None
+    return DocRef(document_id=value.document_id, collection_id=value.collection())
 
 
 def _base64_image(value: str | None) -> bytes | None:
@@ -109,7 +154,7 @@ def _parse(request: HttpRequest) -> tuple[ExecuteIn, bytes | None]:
         return ExecuteIn.model_validate(data), None
     except RequestDataTooBig as exc:
         raise ImageTooLarge(
-            f"The request is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1e6:.0f} MB."
+            f"The request is larger than {mebibytes(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)}."
         ) from exc
     except ValidationError as exc:
         raise BadRequestBody(describe_errors(exc)) from exc
@@ -132,9 +177,7 @@ def _parse_multipart(request: HttpRequest) -> tuple[ExecuteIn, bytes | None]:
     if upload is not None:
         limit = settings.GALLERY_MAX_UPLOAD_BYTES
         if upload.size is not None and upload.size > limit:
-            raise ImageTooLarge(
-                f"The image is {upload.size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB."
-            )
+            raise ImageTooLarge(too_many_bytes(size=upload.size, limit=limit))
         image = upload.read()
     body = ExecuteIn.model_validate(data)
     if image is not None and body.inputs.image:

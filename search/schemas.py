@@ -1,109 +1,123 @@
-"""API schemas of the retriever endpoints (and the result shapes the artworks router shares)."""
+"""API schemas of the retriever endpoints. The response derives from the retriever's own result
+type (search/retriever/results.py), which the pages render too."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
+from django.conf import settings
 from ninja import Schema
-from pydantic import Field
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator
+from pydantic.json_schema import JsonDict
 
-from search.filters import Filters
+from search.config import MAX_TOP_K, max_page_size
+from search.facets import Facets
+from search.filters import MAX_FILTER_CHARS, Filters
+from search.retriever.results import RetrievalResult
 
 
-class FiltersIn(Schema):
-    classification: Annotated[str, Field(description="Exact, case-insensitive.")] = ""
-    artist: Annotated[str, Field(description="Substring of the artist, case-insensitive.")] = ""
-    year_from: Annotated[
-        int | None, Field(description="The artwork's years overlap [year_from, year_to].")
-    ] = None
-    year_to: int | None = None
-    source: Annotated[str, Field(description="nga, aic, local or upload.")] = ""
+def _no_bool(value: Any) -> Any:
+    # JSON true is not the number 1: pydantic's lax mode would read it so.
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    return value
+
+
+# Integers that JSON booleans do not pass for; strings of digits (form fields) still do. Bounds
+# go before the validator, or pydantic leaves them out of the JSON schema.
+_NO_BOOL = BeforeValidator(_no_bool)
+Integer = Annotated[int, _NO_BOOL]
+Id = Annotated[int, Field(ge=1), _NO_BOOL]
+Year = Annotated[int, Field(ge=-10_000, le=10_000), _NO_BOOL]
+FilterText = Annotated[str, Field(max_length=MAX_FILTER_CHARS)]
+
+
+class _Documented(Schema):
+    # Each field's docstring is its description in the OpenAPI document.
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+class FiltersIn(_Documented):
+    classification: FilterText = ""
+    """Exact, case-insensitive."""
+    artist: FilterText = ""
+    """Substring of the artist, case-insensitive."""
+    year_from: Year | None = None
+    """The artwork's years overlap [year_from, year_to]."""
+    year_to: Year | None = None
+    source: FilterText = ""
+    """nga, aic, local or upload."""
+    collection: FilterText = ""
+    """A collection's name or id."""
 
     def to_filters(self) -> Filters:
         return Filters(**self.model_dump(include=set(FiltersIn.model_fields)))
 
 
-class InputsIn(Schema):
-    text: Annotated[str, Field(description="Through the text tower; {{INPUT.text}}.")] = ""
-    image: Annotated[
-        str | None,
-        Field(
-            description="Base64 image bytes or a data: URL; {{INPUT.image}}. In a multipart "
-            "request send the file as the `image` part instead."
-        ),
-    ] = None
-    document_id: Annotated[
-        int | None, Field(description="Find similar: {{INPUT.document_id}}.")
-    ] = None
-    keywords: Annotated[str, Field(description="Full-text keywords; {{INPUT.keywords}}.")] = ""
+PAGE_SIZE_BOUNDS: JsonDict = {"minimum": 1, "maximum": max_page_size()}
+TOP_K_BOUNDS: JsonDict = {"minimum": 1, "maximum": MAX_TOP_K}
 
 
-class ExecuteIn(Schema):
+class DocRefIn(_Documented):
+    collection_id: str | Integer | None = None
+    """The artwork's collection (its name or id); checked when given."""
+    document_id: Id
+    """The artwork's id."""
+
+    def collection(self) -> str:
+        return "" if self.collection_id is None else str(self.collection_id).strip()
+
+
+class InputsIn(_Documented):
+    text: str = ""
+    """Through the text tower; {{INPUT.text}}."""
+    image: str | None = None
+    """Base64 image bytes or a data: URL; {{INPUT.image}}. In a multipart request send the file
+    as the `image` part instead."""
+    document_id: Id | None = None
+    """Find similar: {{INPUT.document_id}}."""
+    keywords: str = ""
+    """Full-text keywords; {{INPUT.keywords}}."""
+    doc_ref: DocRefIn | None = None
+    """Find similar by a document reference: {{INPUT.doc_ref.document_id}} and
+    {{INPUT.doc_ref.collection_id}}. The same input as document_id."""
+
+
+class ExecuteIn(_Documented):
     inputs: InputsIn = InputsIn()
     filters: FiltersIn = FiltersIn()
-    offset: Annotated[int, Field(description="Start of the page in the fused list.")] = 0
-    limit: Annotated[int, Field(description="Page size.")] = 24
-    top_k: Annotated[int | None, Field(description="Replaces every search's top_k (1..1000).")] = (
-        None
+    offset: Annotated[Integer, Field(json_schema_extra={"minimum": 0})] = 0
+    """Start of the page in the fused list."""
+    # The bounds of limit and top_k are documented here and enforced by the retriever, whose
+    # errors name them (bad_pagination, top_k_out_of_range).
+    limit: Annotated[Integer, Field(json_schema_extra=PAGE_SIZE_BOUNDS)] = (
+        settings.GALLERY_PAGE_SIZE
     )
+    """Page size."""
+    top_k: Annotated[Integer | None, Field(json_schema_extra=TOP_K_BOUNDS)] = None
+    """Replaces every search's top_k."""
     use_cache: bool = True
 
+    @field_validator("inputs", "filters", mode="before")
+    @classmethod
+    def _objects_only(cls, value: Any) -> Any:
+        # A Schema reads attributes off any object, so a string or a number would otherwise pass
+        # as an empty object and be silently ignored.
+        if not isinstance(value, dict | Schema):
+            raise ValueError("must be a JSON object")
+        return value
 
-class SearchStatsOut(Schema):
-    name: str
-    input_mode: str
-    feature: str
-    top_k: int
-    encode_ms: float
-    knn_ms: float
-    returned: int
-    vector_cached: bool
-    fallback: Annotated[
-        str,
+
+class ExecuteOut(RetrievalResult):
+    """A page of the fused list, each result's rank in each search, and per-stage timing."""
+
+    facets: Annotated[
+        Facets | None,
         Field(
-            description='"keywords" when the encoder was unavailable and the text was searched '
-            "by keywords instead; empty otherwise."
+            description="Counts over the whole fused list, not only this page (from execute; "
+            "null from the other endpoints)."
         ),
-    ] = ""
-
-
-class StageStatsOut(Schema):
-    stage_name: str
-    num_features: int
-    fusion_strategy: str
-    total_results: int
-    duration_ms: float
-    cache_hit: bool
-    searches: list[SearchStatsOut]
-
-
-class ResultOut(Schema):
-    artwork_id: int
-    title: str
-    artist: str
-    display_date: str
-    thumbnail_url: str
-    width: int | None
-    height: int | None
-    score: float
-    ranks: dict[str, int] = Field(description="Each search's rank (from 1) for this artwork.")
-
-
-class ExecuteOut(Schema):
-    results: list[ResultOut]
-    total: int
-    offset: int
-    limit: int
-    stages: list[StageStatsOut]
-    cache_hit: bool
-    duration_ms: float
-    notices: Annotated[
-        list[str],
-        Field(
-            description="Things to tell the person, e.g. that the image model is unavailable "
-            "and keyword matches are shown instead."
-        ),
-    ] = []
+    ] = None
 
 
 class ErrorOut(Schema):

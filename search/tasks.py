@@ -1,5 +1,6 @@
 """Celery tasks of the search app. They take ids, re-fetch, skip what is done, and are safe to
-run twice; the work itself is in search.pipeline and search.features."""
+run twice; the work itself is in search.pipeline (which activates a feature once its vectors are
+complete)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from search import pipeline
-from search.features import activate_when_complete, target_feature
 
 # Worth retrying: the database restarting or a connection dropped. A broken image is not (it is
 # recorded as an EmbeddingFailure), nor a model that cannot load (a configuration error).
@@ -34,9 +34,3 @@ def embed_artworks(ids: list[int], replace: bool = False) -> dict[str, Any]:
         "failed": report.failed,
         "not_written": report.not_written,
     }
-
-
-@shared_task(name="search.tasks.activate_when_complete")
-def activate_when_complete_task() -> bool:
-    """Activate the configured model's feature if its vectors are complete."""
-    return activate_when_complete(feature=target_feature())

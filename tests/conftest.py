@@ -1,52 +1,46 @@
 from __future__ import annotations
 
-import io
-import json
-import os
 from pathlib import Path
+from typing import Any
 
 import pytest
-from django.conf import settings
+from pytest_django import Settings
+
+from tests.helpers import one_painting, painting_records
 
 # Fixtures live in one module per area, so that each area's owner edits only its own file.
-pytest_plugins = ["tests.fixtures.model", "tests.fixtures.corpus", "tests.fixtures.browser"]
-
-AIC_DIR = Path(
-    os.environ.get(
-        "GALLERY_SAMPLE_PAINTINGS",
-        settings.BASE_DIR.parent / "shared" / "data" / "aic-paintings",
-    )
-)
-
-
-def pytest_configure() -> None:
-    if not AIC_DIR.is_dir():
-        raise pytest.UsageError(f"the sample paintings are missing: {AIC_DIR}")
+pytest_plugins = [
+    "tests.fixtures.model",
+    "tests.fixtures.corpus",
+    "tests.fixtures.browser",
+    "tests.fixtures.broker",
+    "tests.fixtures.jobs",
+]
 
 
 @pytest.fixture(autouse=True)
-def _media_root(tmp_path: Path, settings) -> Path:  # type: ignore[no-untyped-def]
+def _media_root(tmp_path: Path, settings: Settings) -> Path:
     """Every test writes its images into its own folder."""
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limit_budget() -> None:
+    """Every test starts with the whole default rate-limit budget of its client (the suite's
+    requests all come from one address, and one budget covers every search entry point)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
-def aic_records() -> list[dict]:
-    return json.loads((AIC_DIR / "artworks.json").read_text())
+def aic_records() -> list[dict[str, Any]]:
+    """The real paintings' records: the 267 shared ones when present, else the bundled 100."""
+    return painting_records()
 
 
 @pytest.fixture(scope="session")
 def aic_image_bytes() -> bytes:
     """One real painting, as its JPEG bytes."""
-    return (AIC_DIR / "images" / "866.jpg").read_bytes()
-
-
-def jpeg_bytes(
-    size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 30, 30)
-) -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", size, color).save(out, format="JPEG")
-    return out.getvalue()
+    return one_painting().read_bytes()

@@ -12,19 +12,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from PIL import Image
+from pytest_django import Settings
 
 from gallery.models import Artwork
 from gallery.services import artwork_upsert
-from tests.conftest import AIC_DIR
-from tests.test_images import raw_png
+from tests.helpers import at, raw_png, sample_painting
 
 pytestmark = pytest.mark.django_db
-
-
-def at(root: Path, name: str | None) -> Path:
-    """The file a FileField name points at under MEDIA_ROOT."""
-    assert name, "the field holds no file"
-    return Path(root) / name
 
 
 CHANGELIST = "admin:gallery_artwork_changelist"
@@ -41,8 +35,8 @@ def staff(client: Client) -> Client:
 @pytest.fixture
 def artworks() -> list[Artwork]:
     rows = [
-        ("aic", "866", "Helena Tromper Du Bois", "Anthony van Dyck", "Painting", "866.jpg"),
-        ("aic", "100026", "A Seascape", "Claude Monet", "Painting", "100026.jpg"),
+        ("aic", "866", "Helena Tromper Du Bois", "Anthony van Dyck", "Painting", "885.jpg"),
+        ("aic", "100026", "A Seascape", "Claude Monet", "Painting", "887.jpg"),
         ("nga", "42", "Study of Hands", "Albrecht Dürer", "Drawing", "100342.jpg"),
     ]
     return [
@@ -50,7 +44,7 @@ def artworks() -> list[Artwork]:
             source=source,
             external_id=external_id,
             metadata={"title": title, "artist": artist, "classification": classification},
-            image_data=(AIC_DIR / "images" / name).read_bytes(),
+            image_data=sample_painting(name).read_bytes(),
         ).artwork
         for source, external_id, title, artist, classification, name in rows
     ]
@@ -86,8 +80,8 @@ def test_change_page_shows_the_image(staff: Client, artworks: list[Artwork]) -> 
 
 
 def test_regenerate_thumbnails_action_rebuilds_them(
-    staff: Client, artworks: list[Artwork], settings, _media_root: Path
-) -> None:  # type: ignore[no-untyped-def]
+    staff: Client, artworks: list[Artwork], settings: Settings, _media_root: Path
+) -> None:
     first, second, third = artworks
     old_names = {a.pk: a.thumbnail.name for a in artworks}
     assert max(Image.open(at(_media_root, first.thumbnail.name)).size) == 400
@@ -116,7 +110,7 @@ def test_regenerate_thumbnails_action_rebuilds_them(
 
 
 def test_upload_in_admin_goes_through_the_safe_path(staff: Client, _media_root: Path) -> None:
-    data = (AIC_DIR / "images" / "866.jpg").read_bytes()
+    data = sample_painting("885.jpg").read_bytes()
     form = {
         "title": "Uploaded",
         "source": "upload",
@@ -129,14 +123,14 @@ def test_upload_in_admin_goes_through_the_safe_path(staff: Client, _media_root: 
     assert art.image_sha256 == hashlib.sha256(data).hexdigest()
     assert (
         str(art.thumbnail.name).endswith(".webp")
-        and (art.width, art.height) == Image.open(AIC_DIR / "images" / "866.jpg").size
+        and (art.width, art.height) == Image.open(sample_painting("885.jpg")).size
     )
 
     # Django's own ImageField check refuses a non-image; our decoder refuses what that check
     # lets through (a PNG that claims 100,000 × 100,000 pixels).
     for name, content, message in (
         ("fake.jpg", b"not an image", "not an image"),
-        ("bomb.png", BOMB, "10,000 megapixels; the limit is 64 megapixels"),
+        ("bomb.png", BOMB, "10,000.0 megapixels; the limit is 64.0 megapixels"),
     ):
         bad = {**form, "external_id": "u-2", "image": SimpleUploadedFile(name, content)}
         response = staff.post(reverse("admin:gallery_artwork_add"), bad)
@@ -170,3 +164,26 @@ def test_clearing_the_image_removes_its_files(
     art.refresh_from_db()
     assert not art.image and not art.thumbnail and art.image_sha256 == ""
     assert not original.exists() and not thumbnail.exists()
+
+
+def test_collections_in_the_artwork_admin(staff: Client, artworks: list[Artwork]) -> None:
+    from gallery.models import Collection
+
+    prints = Collection.objects.create(name="prints")
+    data = sample_painting("887.jpg").read_bytes()
+    form = {
+        "title": "A print",
+        "collection": str(prints.pk),
+        "source": "upload",
+        "external_id": "p-1",
+        "image": SimpleUploadedFile("print.jpg", data, content_type="image/jpeg"),
+    }
+    response = staff.post(reverse("admin:gallery_artwork_add"), form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    # One artwork, in the chosen collection, with its image stored through the safe path.
+    (art,) = Artwork.objects.filter(external_id="p-1")
+    assert art.collection == prints and art.image_sha256 == hashlib.sha256(data).hexdigest()
+    in_prints = staff.get(reverse(CHANGELIST), {"collection__id__exact": prints.pk})
+    assert listed_titles(in_prints.content.decode(), [*artworks, art]) == {"A print"}
+    collections = staff.get(reverse("admin:gallery_collection_changelist")).content.decode()
+    assert "prints" in collections and "default" in collections

@@ -15,8 +15,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import PAINTINGS_DIR
+
 ROOT = Path(__file__).resolve().parent.parent
-QUERY_TYPES = ("text", "image", "document", "text+document", "text+document+image", "text+filter")
+SHARES = ("1%", "10%", "50%")
+QUERY_TYPES = (
+    "text",
+    "image",
+    "document",
+    "text+document",
+    "text+document+image",
+    "text+filter",
+    *(f"text+filter {share}" for share in SHARES),
+)
 
 
 def _database() -> str:
@@ -40,6 +51,7 @@ def test_query_benchmark_reports_every_figure(tmp_path: Path) -> None:
         "--queries=3",
         "--recall-queries=5",
         "--int8-images=4",
+        f"--paintings={PAINTINGS_DIR}",
         "--concurrency-clients=4",
         "--concurrency-seconds=3",
         f"--database={_database()}",
@@ -63,14 +75,30 @@ def test_query_benchmark_reports_every_figure(tmp_path: Path) -> None:
         _pct(figures["http"]["latency"][name]["latency_ms"])
     _pct(figures["cache_hit"]["latency_ms"])
     _pct(figures["http"]["cache_hit"]["latency_ms"])
+    for name in ("facet_query_ms", "facet_query_250_ms", "page_first_view_ms"):
+        _pct(figures["facets"][name])
     _pct(figures["floor"]["text_tower_ms"])
     _pct(figures["floor"]["image_tower_ms"])
 
     # 2,000 vectors and ef_search >= 400: the index search is all but exact.
-    for name in ("text", "image", "document", "text+filter", "synthetic_text_like"):
+    prefixes = ("text", "synthetic_text_like")
+    filtered = [f"{prefix}+filter {share}" for share in SHARES for prefix in prefixes]
+    for name in ("text", "image", "document", "text+filter", "synthetic_text_like", *filtered):
         recall = figures["recall"][name]
         assert recall["recall@10"] >= 0.9, (name, recall)
         assert recall["recall@250"] >= 0.9, (name, recall)
+
+    # The planner sweep: both paths at each selectivity, and the path knn() chooses: on 2,000
+    # artworks every filter keeps few rows, so the share decides (the default limit, 20 %).
+    sweep = figures["planner"]
+    assert [row["kept_share"] for row in sweep] == sorted(row["kept_share"] for row in sweep)
+    for row in sweep:
+        _pct(row["exact_ms"])
+        _pct(row["index_ms"])
+        assert row["exact_recall@250"] >= 0.99, row
+        assert row["estimated_rows"] > 0 and row["kept_rows"] > 0, row
+    assert {row["chosen"] for row in sweep if row["kept_share"] < 0.15} == {"exact"}
+    assert {row["chosen"] for row in sweep if row["kept_share"] > 0.3} == {"index"}
 
     load = figures["http"]["concurrency"]
     assert load["requests"] > 0 and load["errors"] == 0, load
@@ -88,4 +116,30 @@ def test_query_benchmark_reports_every_figure(tmp_path: Path) -> None:
         "text+document",
         "cache_hit",
         "recall@250",
+        "facets",
     }
+
+    # The cost figures at this size, reusing the data and the index just made.
+    cost_json = tmp_path / "cost.json"
+    command = [
+        sys.executable,
+        "-m",
+        "bench.query",
+        "--cost-only",
+        "--n=2000",
+        "--queries=3",
+        "--recall-queries=3",
+        f"--database={_database()}",
+        "--keep-index",
+        f"--json={cost_json}",
+    ]
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "| 2,000 |" in proc.stdout
+    cost = json.loads(cost_json.read_text())
+    assert cost["data"]["reused"] is True and "hnsw_build_s" not in cost["data"]
+    recorded = cost["data"]["recorded"]  # what loading and building cost when they were done
+    assert recorded["load"]["total_s"] > 0 and recorded["hnsw_build_s"] == data["hnsw_build_s"]
+    _pct(cost["cost"]["find_similar_ms"])
+    for share in SHARES:
+        assert cost["cost"][f"synthetic_text_like+filter {share}"]["recall@250"] >= 0.9

@@ -35,8 +35,8 @@ def result_ids(page: Any) -> list[int]:
 
 
 def text_vector(text: str) -> np.ndarray:
-    from search.cache import normalise_text
     from search.encoder import get_encoder
+    from search.retriever import normalise_text
 
     return get_encoder().encode_texts([normalise_text(text)])[0]
 
@@ -52,7 +52,7 @@ def search_text(page: Any, text: str) -> None:
     page.fill("#q", text)
     page.press("#q", "Enter")
     page.wait_for_url(re.compile(r"[?&]q=" + re.escape(text.replace(" ", "+")) + r"(&|$)"))
-    expect(page.locator(".results-status")).to_contain_text("result")
+    expect(page.locator(".results-status")).to_contain_text(f"for “{text}”")
 
 
 def no_js_errors(page: Any) -> None:
@@ -76,7 +76,7 @@ def test_text_query_shows_ranked_results(
     ids = result_ids(page)
     assert len(ids) == 12
     assert_ranked(ids, browser_collection.ranking(query), browser_collection.distances(query))
-    expect(page.locator(".results-status")).to_contain_text("12 results")
+    expect(page.locator(".results-status")).to_contain_text("The 12 best matches")
     expect(page.locator(".timing")).to_contain_text("text: encode")
     # Thumbnails: lazy, with alt text and intrinsic size, inside fixed-aspect frames.
     first = page.locator("#result-list .card img").first
@@ -287,7 +287,9 @@ def test_load_more_appends_the_next_page(
     ids = result_ids(page)
     assert ids[:5] == first and len(set(ids)) == 12
     assert_ranked(ids, expected, distances)
-    assert page.url.endswith("?q=a+landscape")  # paging does not add history entries
+    # Paging adds no history entry; the entry's URL says how far the visitor has loaded.
+    assert page.url.endswith("?q=a+landscape&shown=12")
+    assert page.evaluate("history.length") == 2
     no_js_errors(page)
 
 
@@ -305,12 +307,12 @@ def test_artwork_page(browser_page: Any, browser_collection: BrowserCollection) 
     assert page.locator(".source-link").get_attribute("href") == (
         "https://www.artic.edu/artworks/4428"
     )
-    strip = [
-        int(href.rstrip("/").rsplit("/", 1)[1])
-        for href in page.locator(".strip .card-link").evaluate_all(
-            "links => links.map(a => a.getAttribute('href'))"
-        )
-    ]
+    hrefs = page.locator(".strip .card-link").evaluate_all(
+        "links => links.map(a => a.getAttribute('href'))"
+    )
+    matches = [re.fullmatch(r"/artworks/(\d+)/\?similar=\d+&rank=\d+", href) for href in hrefs]
+    assert all(matches), hrefs
+    strip = [int(match[1]) for match in matches if match]
     query = browser_collection.vectors[artwork_id]
     assert_ranked(
         strip,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
+from pytest_django import Settings
 
-from gallery.models import Artwork
-from search.cache import collection_version
+from gallery.models import Artwork, Collection
 from search.models import Embedding, Retriever
-from search.retriever import Filters, RetrievalInputs, execute_retriever
+from search.retriever import Filters, RetrievalInputs, RetrievalResult, execute_retriever
+from search.retriever.plan import stored_retriever
 from tests.fixtures.corpus import Corpus, plane_vector
 
 pytestmark = pytest.mark.django_db
@@ -38,8 +40,8 @@ def words(corpus: Corpus) -> Retriever:
     )
 
 
-def run(keywords: str = "storm", **kwargs: object):  # type: ignore[no-untyped-def]
-    return execute_retriever(name="words", inputs=RetrievalInputs(keywords=keywords), **kwargs)  # type: ignore[arg-type]
+def run(keywords: str = "storm", **kwargs: Any) -> RetrievalResult:
+    return execute_retriever(name="words", inputs=RetrievalInputs(keywords=keywords), **kwargs)
 
 
 def test_hit_after_miss_with_normalised_text(words: Retriever) -> None:
@@ -67,6 +69,37 @@ def test_pages_come_from_the_cached_list(words: Retriever, corpus: Corpus) -> No
     assert (first.cache_hit, second.cache_hit) == (False, True)
     assert first.total == second.total == 9
     assert [r.ranks["document"] for r in second.results] == [4, 5, 6]
+
+
+def test_the_cache_holds_typed_payloads(words: Retriever) -> None:
+    """The fused list and each page go through the cache as their own types, read back whole."""
+    from search.retriever.cache import CachedPage, FusedList, get_payload, result_keys
+    from search.retriever.plan import plan_searches, retriever_config
+
+    first = run("storm", limit=2)
+    stored = stored_retriever(name="words")
+    assert stored.config_text is not None
+    plan = plan_searches(
+        config=retriever_config(name="words", stored=stored),
+        inputs=RetrievalInputs(keywords="storm"),
+        top_k=None,
+    )
+    keys = result_keys(
+        config_text=stored.config_text,
+        plan=plan,
+        filters=Filters(),
+        version=stored.version,
+        offset=0,
+        limit=2,
+    )
+    fused = get_payload(keys.fused, FusedList)
+    page = get_payload(keys.page, CachedPage)
+    assert fused is not None and page is not None
+    assert [f.item for f in fused.items][:2] == [r.artwork_id for r in page.results]
+    assert page.results == first.results and page.total == len(fused.items) == first.total
+    assert [s.name for s in page.searches] == ["keywords"]
+    # Another type under the key (an older format, say) is a miss, not an error.
+    assert get_payload(keys.page, FusedList) is None
 
 
 def test_artwork_edit_invalidates(words: Retriever, corpus: Corpus) -> None:
@@ -107,11 +140,33 @@ def test_new_embedding_invalidates(words: Retriever, corpus: Corpus) -> None:
     assert moved.results[-1].title == "Newcomer"
 
 
-def test_ttl(words: Retriever, settings) -> None:  # type: ignore[no-untyped-def]
+def collection_version() -> int:
+    """The version every result key carries, as the retriever reads it."""
+    return stored_retriever(name="default").version
+
+
+class Clock:
+    """Stands in for the `time` module of Django's cache backends: the test moves it on."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_ttl(words: Retriever, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The suite's cache (per-process memory) on a clock of the test's own: no waiting.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    clock = Clock()
+    monkeypatch.setattr("django.core.cache.backends.base.time", clock)
+    monkeypatch.setattr("django.core.cache.backends.locmem.time", clock)
     settings.SEARCH_CACHE_TTL = 1
     assert run("storm").cache_hit is False
     assert run("storm").cache_hit is True
-    time.sleep(1.1)
+    clock.now += 0.9
+    assert run("storm").cache_hit is True
+    clock.now += 0.2
     assert run("storm").cache_hit is False
 
 
@@ -122,6 +177,8 @@ def test_version_is_bumped_by_each_table(corpus: Corpus) -> None:
         lambda: Artwork.objects.create(source="local", external_id="v", title="v"),
         lambda: Embedding.objects.filter(feature=corpus.feature).delete(),
         lambda: Feature.objects.create(name="v@v1", model_name="m"),
+        lambda: Collection.objects.create(name="v"),
+        lambda: Collection.objects.filter(name="v").update(description="a feature URI's meaning"),
     ]
     for step in steps:
         version = collection_version()

@@ -1,12 +1,14 @@
-"""The database restarted under a running web process: clean 503s, then recovery by itself.
+"""The database restarted under a running web process: still alive, not ready, styled 503s that
+need no database, then recovery by itself.
 
 The test runs its own embedded PostgreSQL (a fresh data folder) and its own gunicorn process, so
 stopping that server disturbs nothing else."""
 
 from __future__ import annotations
 
+import json
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -14,17 +16,15 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
 
+from bench.gunicorn_process import serve_gunicorn
+from tests.fixtures.browser import SCREENSHOTS
+
 ROOT = Path(settings.BASE_DIR)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -47,67 +47,94 @@ def _manage(env: dict[str, str], *args: str) -> None:
 
 
 @pytest.fixture
-def web(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def web(tmp_path: Path, test_model_dir: Path) -> Iterator[tuple[str, dict[str, str]]]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(
         DJANGO_SETTINGS_MODULE="gallery.settings",
         DJANGO_DEBUG="1",
         GALLERY_PGDATA=str(tmp_path / "pg"),
         MEDIA_ROOT=str(tmp_path / "media"),
+        GALLERY_EMBEDDING_MODEL=str(test_model_dir),
+        HF_HUB_OFFLINE="1",
     )
     _manage(env, "migrate", "--noinput")
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "gallery.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--threads",
-            "2",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                if _get(f"{base}/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        yield base, env
+        # The master loads and warms the model before it answers.
+        with serve_gunicorn(
+            env=env,
+            log=tmp_path / "gunicorn.log",
+            root=ROOT,
+            workers=1,
+            ready_path="/healthz/ready",
+        ) as server:
+            yield server.base, env
     finally:
-        server.terminate()
-        server.wait(timeout=20)
         _manage(env, "embedded_db", "stop")
 
 
-def test_database_restart_gives_503_then_recovers_without_restarting_web(web) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.browser
+def test_database_restart_gives_styled_503s_then_recovers_without_restarting_web(
+    web: tuple[str, dict[str, str]], chromium: Any
+) -> None:
     base, env = web
     assert _get(f"{base}/healthz") == (200, '{"status": "ok"}')
+    assert _get(f"{base}/healthz/ready")[0] == 200
     assert _get(f"{base}/")[0] == 200
 
     _manage(env, "embedded_db", "stop")
-    status, body = _get(f"{base}/healthz")
+    # Alive (nothing to restart), not ready (send no traffic here).
+    assert _get(f"{base}/healthz") == (200, '{"status": "ok"}')
+    status, body = _get(f"{base}/healthz/ready")
     assert status == 503
-    assert "unavailable" in body
-    status, body = _get(f"{base}/")
-    assert status == 503 and "Temporarily unavailable" in body
+    ready = json.loads(body)
+    assert ready["database"].startswith("unavailable") and ready["encoder"]["loaded"] is True
+
+    # The page: styled, with a way home and a retry that honours Retry-After.
+    try:
+        urllib.request.urlopen(f"{base}/?q=boats", timeout=10)
+        raise AssertionError("the page answered while its database was down")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 503
+        assert exc.headers["Retry-After"] == "5"
+        html = exc.read().decode()
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert "Temporarily unavailable" in html
+    assert '<a href="/">Back to the search page</a>' in html
+    assert 'data-retry-after="5"' in html
+    stylesheet = re.search(r'<link rel="stylesheet" href="([^"]+)"', html)
+    assert stylesheet is not None
+    assert _get(base + stylesheet.group(1))[0] == 200  # static files need no database
+
+    # In a real browser: the stylesheet applies (no Times on white), the CSP lets the retry
+    # script run, and it reloads the page once Retry-After has passed.
+    page = chromium.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    try:
+        page.goto(f"{base}/?q=boats")
+        font = page.evaluate("getComputedStyle(document.body).fontFamily")
+        assert "Times" not in font and font.lower() != "serif", font
+        assert page.locator("a[href='/']", has_text="Back to the search page").is_visible()
+        assert "retrying automatically" in page.locator(".error-retry").inner_text()
+        # Reloaded after Retry-After (5 s): wait for that request rather than a fixed time.
+        with page.expect_request(f"{base}/?q=boats", timeout=60_000):
+            pass
+        page.wait_for_load_state()
+        assert requests.count(f"{base}/?q=boats") >= 2
+        # Only the failed fetches of the reloaded 503 itself may be reported.
+        assert all("503" in error for error in errors), errors
+        page.screenshot(path=str(SCREENSHOTS / "database-down-503.png"), full_page=True)
+    finally:
+        page.close()
 
     _manage(env, "embedded_db", "start")
     deadline = time.monotonic() + 15
     statuses = []
     while time.monotonic() < deadline:
-        statuses.append(_get(f"{base}/healthz")[0])
+        statuses.append(_get(f"{base}/healthz/ready")[0])
         if statuses[-1] == 200:
             break
         time.sleep(0.5)

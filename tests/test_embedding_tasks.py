@@ -1,21 +1,22 @@
 """Embedding pipeline, signals, command, admin pieces and the model switch, in-process, on real
-PostgreSQL + pgvector, real AIC paintings, the offline test model and (for queueing) real Redis
-(database 11). The worker process itself is in test_worker.py."""
+PostgreSQL + pgvector, real AIC paintings, the offline test model and (for queueing) real RabbitMQ
+(tests/fixtures/broker.py). The worker process itself is in test_worker.py."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-import redis
+from django.contrib.admin import ModelAdmin
 from django.contrib.admin.sites import AdminSite
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.db import connection
 from django.test import RequestFactory
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from gallery.images import load_image
 from gallery.models import Artwork
@@ -25,40 +26,16 @@ from search.encoder import get_encoder, reset_encoder
 from search.features import activate_when_complete, active_feature, feature_for, query_encoder
 from search.models import Embedding, EmbeddingFailure, Feature
 from search.pipeline import Item, embed_artworks, insert_vectors
-from search.signals import embedding_batch, queue_embedding
-from tests.conftest import AIC_DIR
+from search.queueing import embedding_batch, queue_embedding
+from tests.fixtures.broker import UNREACHABLE_BROKER_URL, forget_connections, queued_ids
+from tests.helpers import PAINTINGS_DIR, aic_import
 
 pytestmark = pytest.mark.django_db
 
 
-def aic_import(records: list[dict], count: int, *, offset: int = 0) -> list[int]:
-    ids = []
-    for record in records[offset : offset + count]:
-        result = artwork_upsert(
-            source="aic",
-            external_id=str(record["id"]),
-            metadata={"title": record["title"], "artist": record["artist"]},
-            image_data=(AIC_DIR / record["image"]).read_bytes(),
-        )
-        ids.append(result.artwork.pk)
-    return ids
-
-
-def queued_ids(url: str) -> list[list[int]]:
-    """The artwork-id batches waiting in Redis on the `embed` queue."""
-    client = redis.Redis.from_url(url)
-    batches = []
-    for raw in reversed(client.lrange("embed", 0, -1)):  # LPUSH + BRPOP: oldest last
-        message = json.loads(raw)
-        assert message["headers"]["task"] == "search.tasks.embed_artworks"
-        import base64
-
-        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-        batches.append(args[0])
-    return batches
-
-
-def test_pipeline_embeds_real_paintings_exactly_once(test_encoder_settings, aic_records) -> None:
+def test_pipeline_embeds_real_paintings_exactly_once(
+    test_encoder_settings: Path, aic_records: list[dict[str, Any]]
+) -> None:
     ids = aic_import(aic_records, 5)
     report = embed_artworks(ids=ids, batch_size=2, threads=2)
     assert (report.embedded, report.failed, report.skipped) == (5, 0, 0)
@@ -85,7 +62,7 @@ def test_pipeline_embeds_real_paintings_exactly_once(test_encoder_settings, aic_
 
 
 def test_undecodable_image_is_recorded_and_the_batch_goes_on(
-    test_encoder_settings, aic_records
+    test_encoder_settings: Path, aic_records: list[dict[str, Any]]
 ) -> None:
     ids = aic_import(aic_records, 3)
     broken = Artwork.objects.get(pk=ids[1])
@@ -108,21 +85,29 @@ def test_undecodable_image_is_recorded_and_the_batch_goes_on(
     assert "embedded" in statuses[ids[0]]
     assert "failed: The image cannot be decoded" in statuses[ids[1]]
     request = RequestFactory().get("/")
+    model_admin = ModelAdmin(Artwork, AdminSite())
     for value, expected in [("embedded", {ids[0]}), ("failed", {ids[1], ids[2]})]:
-        flt = search_admin.EmbeddingStatusFilter(request, {"embedding": [value]}, Artwork, None)  # type: ignore[arg-type]
+        flt = search_admin.EmbeddingStatusFilter(
+            request, {"embedding": [value]}, Artwork, model_admin
+        )
         assert (
             set(flt.queryset(request, Artwork.objects.all()).values_list("pk", flat=True))
             == expected
         )
     pending = aic_import(aic_records, 1, offset=10)
-    flt = search_admin.EmbeddingStatusFilter(request, {"embedding": ["pending"]}, Artwork, None)  # type: ignore[arg-type]
+    flt = search_admin.EmbeddingStatusFilter(
+        request, {"embedding": ["pending"]}, Artwork, model_admin
+    )
     assert (
         list(flt.queryset(request, Artwork.objects.all()).values_list("pk", flat=True)) == pending
     )
 
 
 def test_a_changed_image_gets_a_new_vector(
-    test_encoder_settings, aic_records, embed_broker, django_capture_on_commit_callbacks
+    test_encoder_settings: Path,
+    aic_records: list[dict[str, Any]],
+    embed_broker: str,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     (artwork_id,) = aic_import(aic_records, 1)
     embed_artworks(ids=[artwork_id])
@@ -134,7 +119,7 @@ def test_a_changed_image_gets_a_new_vector(
             source="aic",
             external_id=str(aic_records[0]["id"]),
             metadata={},
-            image_data=(AIC_DIR / aic_records[5]["image"]).read_bytes(),
+            image_data=(PAINTINGS_DIR / aic_records[5]["image"]).read_bytes(),
         )
     assert result.image_changed
     assert not Embedding.objects.filter(artwork_id=artwork_id).exists()  # stale vector gone
@@ -156,12 +141,12 @@ def test_a_changed_image_gets_a_new_vector(
 
 
 def test_imports_queue_in_batches_and_a_down_broker_does_not_break_them(
-    test_encoder_settings,
-    aic_records,
-    embed_broker,
-    django_capture_on_commit_callbacks,
-    settings,
-    caplog,
+    test_encoder_settings: Path,
+    aic_records: list[dict[str, Any]],
+    embed_broker: str,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings.GALLERY_EMBED_TASK_BATCH = "2"
     with embedding_batch(), django_capture_on_commit_callbacks(execute=True):
@@ -169,11 +154,10 @@ def test_imports_queue_in_batches_and_a_down_broker_does_not_break_them(
     assert queued_ids(embed_broker) == [ids[0:2], ids[2:4], ids[4:5]]
 
     from gallery.celery import app
-    from tests.fixtures.model import _forget_connections
 
-    app.conf.broker_url = "redis://127.0.0.1:9/0"  # nothing listens there
-    _forget_connections(app)
-    caplog.set_level(logging.ERROR, logger="search.signals")
+    app.conf.broker_url = UNREACHABLE_BROKER_URL
+    forget_connections(app)
+    caplog.set_level(logging.ERROR, logger="search.queueing")
     with django_capture_on_commit_callbacks(execute=True):
         more = aic_import(aic_records, 1, offset=7)
     assert Artwork.objects.filter(pk=more[0]).exists()
@@ -182,7 +166,10 @@ def test_imports_queue_in_batches_and_a_down_broker_does_not_break_them(
 
 
 def test_embed_command_sync_and_queued(
-    test_encoder_settings, aic_records, embed_broker, capsys
+    test_encoder_settings: Path,
+    aic_records: list[dict[str, Any]],
+    embed_broker: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     ids = aic_import(aic_records, 4)
     call_command("embed", "--sync", "--batch-size", "3")
@@ -196,27 +183,35 @@ def test_embed_command_sync_and_queued(
     assert queued_ids(embed_broker) == [ids[0:3], ids[3:4]]
 
 
-def test_reembed_action_really_queues(test_encoder_settings, aic_records, embed_broker) -> None:
+def test_reembed_action_really_queues(
+    test_encoder_settings: Path, aic_records: list[dict[str, Any]], embed_broker: str
+) -> None:
     ids = aic_import(aic_records, 3)
     embed_artworks(ids=ids)
     from django.contrib import admin as django_admin
 
     model_admin = django_admin.ModelAdmin(Artwork, AdminSite())
-    request = RequestFactory().post("/")
-    request.session = {}  # type: ignore[assignment]
-    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.contrib.messages import get_messages
+    from django.contrib.messages.middleware import MessageMiddleware
+    from django.contrib.sessions.middleware import SessionMiddleware
+    from django.http import HttpResponse
 
-    request._messages = FallbackStorage(request)  # type: ignore[attr-defined]
+    request = RequestFactory().post("/")
+    for middleware in (SessionMiddleware, MessageMiddleware):  # what the admin's request has
+        middleware(lambda request: HttpResponse()).process_request(request)
     search_admin.reembed(model_admin, request, Artwork.objects.filter(pk__in=ids[:2]))
     assert queued_ids(embed_broker) == [ids[:2]]
     assert Embedding.objects.count() == 3  # kept until replaced: searches never lose them
-    assert [str(m) for m in request._messages] == [  # type: ignore[attr-defined]
+    assert [str(m) for m in get_messages(request)] == [
         "Queued 2 artwork(s) for embedding in 1 task(s)."
     ]
 
 
 def test_model_switch_fills_in_the_background_then_activates(
-    test_encoder_settings, second_test_model_dir: Path, aic_records, settings
+    test_encoder_settings: Path,
+    second_test_model_dir: Path,
+    aic_records: list[dict[str, Any]],
+    settings: Settings,
 ) -> None:
     ids = aic_import(aic_records, 4)
     embed_artworks(ids=ids)
@@ -243,7 +238,7 @@ def test_model_switch_fills_in_the_background_then_activates(
     assert np.abs(a - b).max() > 1e-3
 
 
-def test_knn_query_uses_the_hnsw_index(test_encoder_settings) -> None:
+def test_knn_query_uses_the_hnsw_index(test_encoder_settings: Path) -> None:
     """3,000 rows in two features: the retriever's kNN query (search/knn.py) filtered by the
     active feature walks the HNSW index. Its plan is pinned: with halfvec rows (1.5 KB, kept in
     the heap rather than TOASTed) the planner alone prefers an exact sort at this size."""

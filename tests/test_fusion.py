@@ -7,7 +7,7 @@ import pytest
 from search.fusion import rrf
 
 
-def as_tuples(fused: list) -> list[tuple]:  # type: ignore[type-arg]
+def as_tuples(fused: list) -> list[tuple]:
     return [(f.item, round(f.score, 10), f.ranks) for f in fused]
 
 

@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import io
 import struct
-import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from gallery.images import ImageError, load_image
 from gallery.models import Artwork
 from gallery.services import artwork_upsert
-from tests.conftest import AIC_DIR
+from tests.helpers import at, needs_all_paintings, one_painting, painting, raw_png
 
 pytestmark = pytest.mark.django_db
-
-
-def at(root: Path, name: str | None) -> Path:
-    """The file a FileField name points at under MEDIA_ROOT."""
-    assert name, "the field holds no file"
-    return Path(root) / name
 
 
 def px(image: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
@@ -35,22 +30,6 @@ def px(image: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
 
 
 # --- generated images -----------------------------------------------------------------------
-
-
-def _png_chunk(tag: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(tag + data) & 0xFFFFFFFF
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
-
-
-def raw_png(width: int, height: int, *, bit_depth: int, color_type: int, rows: bytes) -> bytes:
-    """A PNG written by hand, so that it can claim any size or bit depth."""
-    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", zlib.compress(rows))
-        + _png_chunk(b"IEND", b"")
-    )
 
 
 def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
@@ -80,16 +59,16 @@ def is_blue(pixel: tuple[int, ...]) -> bool:
     return pixel[0] < 60 and pixel[1] < 60 and pixel[2] > 200
 
 
-REAL = (AIC_DIR / "images" / "866.jpg").read_bytes()
+REAL = one_painting().read_bytes()
 
 BAD_IMAGES = {
-    "truncated JPEG": (REAL[: len(REAL) // 2], "damaged or truncated"),
+    "truncated JPEG": (REAL[: len(REAL) // 2], "damaged or incomplete"),
     "corrupt PNG data": (
         # A valid PNG whose compressed pixel data has been overwritten.
         (lambda b: b[:60] + b"\x00" * 20 + b[80:])(
             encode(Image.new("RGB", (64, 64), (1, 2, 3)), "PNG")
         ),
-        "damaged or truncated",
+        "damaged or incomplete",
     ),
     "random bytes": (bytes(range(256)) * 8, "not an image"),
     "text file": (b"title,artist\nNot a picture,Nobody\n", "not an image"),
@@ -97,7 +76,7 @@ BAD_IMAGES = {
     "decompression bomb": (
         # Claims 100,000 × 100,000 pixels in a few dozen bytes.
         raw_png(100_000, 100_000, bit_depth=8, color_type=0, rows=b"\x00" * 16),
-        "10,000 megapixels; the limit is 64 megapixels",
+        "10,000.0 megapixels; the limit is 64.0 megapixels",
     ),
 }
 
@@ -126,9 +105,11 @@ def test_database_error_after_files_were_written_removes_them(_media_root: Path)
     assert media_files(_media_root) == []
 
 
+@needs_all_paintings
 def test_real_painting_is_stored_with_thumbnail_and_dimensions(_media_root: Path) -> None:
+    real = painting("866.jpg").read_bytes()  # full size: 843 pixels wide
     result = artwork_upsert(
-        source="aic", external_id="866", metadata={"title": "Helena"}, image_data=REAL
+        source="aic", external_id="866", metadata={"title": "Helena"}, image_data=real
     )
     art = result.artwork
     original = Image.open(at(_media_root, art.image.name))
@@ -137,7 +118,7 @@ def test_real_painting_is_stored_with_thumbnail_and_dimensions(_media_root: Path
     assert original.size[0] == 843
     assert thumb.format == "WEBP" and max(thumb.size) == 400
     # The original is kept byte for byte when it needs no correction.
-    assert at(_media_root, art.image.name).read_bytes() == REAL
+    assert at(_media_root, art.image.name).read_bytes() == real
     assert sorted(p.name for p in media_files(_media_root)) == sorted(
         [at(_media_root, art.image.name).name, at(_media_root, art.thumbnail.name).name]
     )
@@ -204,8 +185,10 @@ def test_palette_png_with_transparency_is_flattened_on_white(_media_root: Path) 
 
 
 def test_changed_image_replaces_the_files_and_unchanged_one_is_not_decoded(
-    _media_root: Path, django_capture_on_commit_callbacks, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    _media_root: Path,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     first = encode(split_red_blue(), "PNG")
     second = encode(Image.new("RGB", (30, 30), (0, 200, 0)), "PNG")
     with django_capture_on_commit_callbacks(execute=True):
@@ -238,15 +221,89 @@ def test_failed_thumbnail_write_removes_the_original_already_written(
     leaves neither the original nor a row behind."""
     from django.core.files.storage import FileSystemStorage
 
-    real_save = FileSystemStorage._save  # type: ignore[attr-defined]
+    real_save = FileSystemStorage.save
 
-    def failing_save(self: FileSystemStorage, name: str, content: object) -> str:
-        if name.startswith("thumbnails/"):
+    def failing_save(
+        self: FileSystemStorage, name: str | None, content: Any, max_length: int | None = None
+    ) -> str:
+        if name and name.startswith("thumbnails/"):
             raise OSError(28, "No space left on device")
-        return real_save(self, name, content)  # type: ignore[arg-type]
+        return real_save(self, name, content, max_length=max_length)
 
-    monkeypatch.setattr(FileSystemStorage, "_save", failing_save)
+    monkeypatch.setattr(FileSystemStorage, "save", failing_save)
     with pytest.raises(OSError, match="No space left"):
         artwork_upsert(source="local", external_id="disk", metadata={}, image_data=REAL)
     assert not Artwork.objects.exists()
     assert media_files(_media_root) == []
+
+
+# --- large images: refused from the header, decoded at reduced scale, said in the limit's unit --
+
+
+def test_just_over_the_pixel_limit_says_two_different_numbers() -> None:
+    # 8001 × 8000 = 64.008 megapixels: "64.0 ...; the limit is 64.0" would read as no excess.
+    header_only = raw_png(8001, 8000, bit_depth=8, color_type=0, rows=b"\x00")
+    with pytest.raises(ImageError) as refused:
+        load_image(header_only)
+    message = str(refused.value)
+    assert message == (
+        "The image is 8001×8000 pixels, 64.01 megapixels; the limit is 64.00 megapixels."
+    )
+
+
+def test_pixel_limit_is_checked_from_the_header_before_decoding() -> None:
+    # One row of the 9000 claimed: a decoder would call the file damaged. The size alone refuses it.
+    claimed = raw_png(9000, 9000, bit_depth=8, color_type=2, rows=b"\x00" * 27_001)
+    with pytest.raises(ImageError, match="81.0 megapixels; the limit is 64.0 megapixels"):
+        load_image(claimed)
+
+
+def test_byte_limit_is_said_in_mebibytes(settings: Settings) -> None:
+    assert settings.GALLERY_MAX_UPLOAD_BYTES == 20 * 2**20  # the default: 20 MiB, not "21 MB"
+    with pytest.raises(ImageError) as over:
+        load_image(b"\xff" * (21 * 2**20))
+    assert str(over.value) == "The file is 21.0 MiB; the limit is 20.0 MiB."
+    with pytest.raises(ImageError) as barely:
+        load_image(b"\xff" * (20 * 2**20 + 2**10))
+    assert str(barely.value) == "The file is 20.001 MiB; the limit is 20.000 MiB."
+
+
+def test_damaged_image_message_is_plain_words() -> None:
+    with pytest.raises(ImageError) as damaged:
+        load_image(REAL[: len(REAL) // 2])
+    message = str(damaged.value)
+    assert "damaged or incomplete" in message
+    assert "(" not in message.split("(perhaps")[0] and "Truncated" not in message
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale_when_less_is_needed() -> None:
+    photo = Image.radial_gradient("L").resize((3000, 2000)).convert("RGB")
+    data = encode(photo, "JPEG", quality=80)
+    full = load_image(data)
+    assert full.image.size == (3000, 2000)
+    reduced = load_image(data, reduce_to=224)
+    width, height = reduced.image.size
+    assert (width, height) == (375, 250)  # 1/8 scale: the smallest still >= 224 on both sides
+    assert reduced.sha256 == full.sha256 and reduced.format == "JPEG"
+    # The picture is the same, only smaller.
+    again = full.image.resize((width, height), Image.Resampling.BOX)
+    difference = max(
+        abs(a - b)
+        for a, b in zip(px(again, (187, 125)), px(reduced.image, (187, 125)), strict=True)
+    )
+    assert difference < 16
+    # Other formats have no reduced decode: they are decoded whole.
+    assert load_image(encode(photo, "PNG"), reduce_to=224).image.size == (3000, 2000)
+
+
+def test_query_images_decoded_whole_have_a_lower_pixel_limit(settings: Settings) -> None:
+    assert settings.GALLERY_MAX_FULL_DECODE_PIXELS == 16_000_000
+    # A PNG cannot be decoded at reduced scale: at 20 megapixels a query refuses it from its
+    # header, saying what would be accepted.
+    header_only = raw_png(5000, 4000, bit_depth=8, color_type=2, rows=b"\x00")
+    with pytest.raises(ImageError) as refused:
+        load_image(header_only, reduce_to=224)
+    assert str(refused.value) == (
+        "The image is 5000×4000 pixels, 20.0 megapixels; a PNG image can be searched with up to "
+        "16.0 megapixels (a JPEG up to 64.0 megapixels). Save it as a JPEG or make it smaller."
+    )

@@ -11,24 +11,18 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
+from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from gallery.importers.aic import aic_records
 from gallery.importers.common import ImportRecord, RecordError
 from gallery.importers.dates import parse_years
 from gallery.models import Artwork
-from tests.conftest import AIC_DIR
+from tests.helpers import PAINTINGS_DIR, SAMPLE_PAINTINGS, at, sample_painting
 
 pytestmark = pytest.mark.django_db
 
 
-def at(root: Path, name: str | None) -> Path:
-    """The file a FileField name points at under MEDIA_ROOT."""
-    assert name, "the field holds no file"
-    return Path(root) / name
-
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_DIR = ROOT / "sample" / "aic"
+SAMPLE_DIR = SAMPLE_PAINTINGS
 REAL_IDS = ["866", "100026", "100342"]
 
 
@@ -53,11 +47,11 @@ def folder(tmp_path: Path) -> Path:
     """Three real paintings (one in a subfolder) and two bad files."""
     root = tmp_path / "collection"
     (root / "nested").mkdir(parents=True)
-    shutil.copy(AIC_DIR / "images" / "866.jpg", root / "866.jpg")
-    shutil.copy(AIC_DIR / "images" / "100026.jpg", root / "100026.jpg")
-    shutil.copy(AIC_DIR / "images" / "100342.jpg", root / "nested" / "100342.jpg")
+    shutil.copy(sample_painting("885.jpg"), root / "866.jpg")
+    shutil.copy(sample_painting("887.jpg"), root / "100026.jpg")
+    shutil.copy(sample_painting("100342.jpg"), root / "nested" / "100342.jpg")
     (root / "notes.jpg").write_text("this is a text file, not a picture\n")
-    data = (AIC_DIR / "images" / "100343.jpg").read_bytes()
+    data = sample_painting("890.jpg").read_bytes()
     (root / "cut.jpg").write_bytes(data[: len(data) // 3])
     return root
 
@@ -84,7 +78,7 @@ def test_import_folder_reports_bad_files_by_name_and_imports_the_rest(
     out = run("import_folder", str(folder), "--metadata", str(meta))
     assert "5 record(s): 3 created, 0 updated, 0 unchanged, 2 failed." in out
     assert "failed notes: The file is not an image" in out
-    assert "failed cut: The image is damaged or truncated" in out
+    assert "failed cut: The image is damaged or incomplete" in out
 
     helena = Artwork.objects.get(source="local", external_id="866")
     assert (helena.title, helena.artist, helena.display_date) == (
@@ -107,8 +101,11 @@ def test_import_folder_reports_bad_files_by_name_and_imports_the_rest(
 
 
 def test_edited_record_and_changed_image_are_updated(
-    folder: Path, tmp_path: Path, _media_root: Path, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+    folder: Path,
+    tmp_path: Path,
+    _media_root: Path,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     meta = tmp_path / "meta.json"
     meta.write_text(json.dumps({"866": {"title": "Old title"}, "100026": {"title": "Same"}}))
     with django_capture_on_commit_callbacks(execute=True):
@@ -117,7 +114,7 @@ def test_edited_record_and_changed_image_are_updated(
 
     meta.write_text(json.dumps({"866": {"title": "New title"}, "100026": {"title": "Same"}}))
     # A new version of the 100026 picture (another painting's bytes under the same name).
-    shutil.copy(AIC_DIR / "images" / "100344.jpg", folder / "100026.jpg")
+    shutil.copy(sample_painting("896.jpg"), folder / "100026.jpg")
     with django_capture_on_commit_callbacks(execute=True):
         out = run("import_folder", str(folder), "--metadata", str(meta))
     assert "0 created, 2 updated, 1 unchanged, 2 failed" in out
@@ -201,7 +198,7 @@ def test_aic_fields_are_mapped(aic_records: list[dict]) -> None:
 
 def aic_records_by_id() -> dict[str, ImportRecord]:
     out = {}
-    for record in aic_records(directory=AIC_DIR):
+    for record in aic_records(directory=PAINTINGS_DIR):
         assert not isinstance(record, RecordError), record
         out[record.external_id] = record
     return out
@@ -210,9 +207,10 @@ def aic_records_by_id() -> dict[str, ImportRecord]:
 def test_import_aic_subset_then_rerun_is_unchanged(tmp_path: Path, aic_records: list[dict]) -> None:
     subset = tmp_path / "aic"
     (subset / "images").mkdir(parents=True)
-    chosen = [r for r in aic_records if r["description_html"]][:3] + aic_records[:3]
+    described = [r for r in aic_records if r["description_html"]][:3]
+    chosen = list({r["id"]: r for r in described + aic_records[:3]}.values())  # each record once
     for record in chosen:
-        shutil.copy(AIC_DIR / record["image"], subset / record["image"])
+        shutil.copy(PAINTINGS_DIR / record["image"], subset / record["image"])
     bad = {**chosen[0], "id": 999999999, "image": "images/999999999.jpg"}  # file is missing
     (subset / "artworks.json").write_text(json.dumps([*chosen, bad]))
 
@@ -236,3 +234,43 @@ def test_bundled_sample_imports_completely() -> None:
     out = run("import_aic", str(SAMPLE_DIR))
     assert f"{len(records)} created, 0 updated, 0 unchanged, 0 failed" in out
     assert Artwork.objects.filter(source="aic").exclude(thumbnail="").count() == len(records)
+
+
+# Collections ------------------------------------------------------------------------------------
+def test_imports_go_into_the_collection_named_on_the_command_line(
+    folder: Path, _media_root: Path
+) -> None:
+    from gallery.models import Collection
+
+    paintings = Collection.objects.create(name="paintings")
+    summary = run("import_folder", str(folder), "--collection", "paintings")
+    assert "3 created" in summary
+    imported = sorted(paintings.artworks.values_list("external_id", flat=True))
+    assert imported == ["100026", "866", "nested/100342"]
+    # The same records in another collection are other artworks; each collection keeps its own.
+    run("import_folder", str(folder))
+    default = Collection.objects.get(name="default")
+    assert sorted(default.artworks.values_list("external_id", flat=True)) == imported
+    assert Artwork.objects.count() == 6
+    # A second run into the first collection changes nothing there.
+    assert "3 unchanged" in run("import_folder", str(folder), "--collection", str(paintings.pk))
+
+
+def test_an_unknown_collection_imports_nothing(folder: Path) -> None:
+    with pytest.raises(CommandError, match="no collection 'nope'.*default"):
+        run("import_aic", str(SAMPLE_DIR), "--collection", "nope")
+    with pytest.raises(CommandError, match="no collection 'nope'"):
+        run("import_folder", str(folder), "--collection", "nope")
+    assert Artwork.objects.count() == 0
+
+
+def test_a_collection_without_thumbnails(folder: Path, _media_root: Path) -> None:
+    from gallery.extractors import default_extractor
+    from gallery.models import Collection
+
+    extractor = default_extractor()
+    extractor["parameters"]["generate_thumbnail"] = False
+    bare = Collection.objects.create(name="bare", feature_extractor=extractor)
+    run("import_folder", str(folder), "--collection", "bare")
+    assert bare.artworks.count() == 3
+    assert all(a.image and not a.thumbnail for a in bare.artworks.all())

@@ -8,7 +8,6 @@ import hashlib
 import io
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,7 +18,7 @@ from django.core.management import CommandError, call_command
 from gallery.importers.common import FetchError
 from gallery.importers.fetch import fetch_url
 from gallery.models import Artwork
-from tests.conftest import AIC_DIR
+from tests.helpers import ALL_PAINTINGS, sample_painting
 
 pytestmark = pytest.mark.django_db
 
@@ -71,11 +70,11 @@ IMAGE_COLUMNS = [
     "assistivetext",
 ]
 
-REFERENCE = AIC_DIR.parent.parent / "reference" / "nga-opendata"
+REFERENCE = ALL_PAINTINGS.parent.parent / "reference" / "nga-opendata"
 
 
 def paint(name: str) -> Path:
-    return AIC_DIR / "images" / name
+    return sample_painting(name)
 
 
 def obj(objectid: int, title: str, classification: str = "Painting", **extra: str) -> dict:
@@ -162,11 +161,11 @@ def nga(tmp_path: Path) -> dict[str, Path]:
     ]
     folder = tmp_path / "nga-images"
     folder.mkdir()
-    shutil.copy(paint("866.jpg"), folder / "u1001.jpg")
-    shutil.copy(paint("100026.jpg"), folder / "u1001-second.jpg")
-    shutil.copy(paint("100026.jpg"), folder / "u1001-alt.jpg")
+    shutil.copy(paint("885.jpg"), folder / "u1001.jpg")
+    shutil.copy(paint("887.jpg"), folder / "u1001-second.jpg")
+    shutil.copy(paint("887.jpg"), folder / "u1001-alt.jpg")
     shutil.copy(paint("100342.jpg"), folder / "1002.jpg")  # named by objectid
-    shutil.copy(paint("100343.jpg"), folder / "u1003.jpg")
+    shutil.copy(paint("890.jpg"), folder / "u1003.jpg")
     (folder / "u1005.jpg").write_text("<html>404 Not Found</html>")
     return {
         "objects": write(tmp_path / "objects.csv", OBJECT_COLUMNS, objects),
@@ -201,7 +200,7 @@ def test_import_from_local_folder(nga: dict[str, Path]) -> None:
     assert art.source_url == "https://www.nga.gov/collection/art-object-page.1001.html"
     assert "CC0" in art.license
     # The primary image with the lowest sequence, not the alternate or the second primary.
-    assert art.image_sha256 == hashlib.sha256(paint("866.jpg").read_bytes()).hexdigest()
+    assert art.image_sha256 == hashlib.sha256(paint("885.jpg").read_bytes()).hexdigest()
     assert Artwork.objects.get(external_id="1002").alt_text == ""
 
     again = run("--objects", str(nga["objects"]), "--images", str(nga["images"]),
@@ -256,12 +255,15 @@ def test_broken_quoting_in_objects_names_the_line(nga: dict[str, Path], tmp_path
 
 class IIIFServer:
     """Serves files by URL path; `plan[path]` lists what the next requests get first
-    ("500" or "slow"); every request path is logged."""
+    ("500", or "slow": held until `release` is set); every request path is logged, and every
+    path answered with its file."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.plan: dict[str, list[str]] = {}
         self.log: list[str] = []
+        self.answered: list[str] = []
+        self.release = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -270,7 +272,7 @@ class IIIFServer:
                 step = server.plan.get(self.path, [])
                 action = step.pop(0) if step else "ok"
                 if action == "slow":
-                    time.sleep(1.5)
+                    server.release.wait(timeout=60)
                 if action == "500" or self.path not in server.files:
                     self.send_response(500 if action == "500" else 404)
                     self.end_headers()
@@ -281,6 +283,7 @@ class IIIFServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+                server.answered.append(self.path)
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -296,6 +299,7 @@ def iiif() -> Iterator[IIIFServer]:
     thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
     thread.start()
     yield server
+    server.release.set()
     server.httpd.shutdown()
     server.httpd.server_close()
 
@@ -310,11 +314,12 @@ def test_fetch_retries_a_500_then_succeeds(iiif: IIIFServer) -> None:
 def test_fetch_times_out_and_names_the_url(iiif: IIIFServer) -> None:
     iiif.files["/slow.jpg"] = b"picture"
     iiif.plan["/slow.jpg"] = ["slow", "slow"]
-    started = time.monotonic()
+    # The server holds both requests until the test releases it: only the client's own timeout
+    # can end the fetch, and it does so before any answer.
     with pytest.raises(FetchError, match=r"could not fetch http://127.0.0.1:\d+/slow.jpg: timed"):
         fetch_url(f"{iiif.base}/slow.jpg", timeout=0.3, retries=1, backoff=0.01)
-    assert time.monotonic() - started < 1.4  # two 0.3 s tries, not the server's 1.5 s
     assert iiif.log == ["/slow.jpg", "/slow.jpg"]
+    assert iiif.answered == []
 
 
 def test_fetch_does_not_retry_a_404_and_refuses_other_schemes(iiif: IIIFServer) -> None:
@@ -344,8 +349,8 @@ def test_import_over_iiif_with_retries_and_refetch_of_a_changed_image(
         "b": "/iiif/b/full/600,/0/default.jpg",
         "c": "/iiif/c/full/640,/0/default.jpg",
     }
-    iiif.files[paths["a"]] = paint("866.jpg").read_bytes()
-    iiif.files[paths["b"]] = paint("100026.jpg").read_bytes()
+    iiif.files[paths["a"]] = paint("885.jpg").read_bytes()
+    iiif.files[paths["b"]] = paint("887.jpg").read_bytes()
     iiif.files[paths["c"]] = paint("100342.jpg").read_bytes()
     iiif.plan[paths["a"]] = ["500"]  # one transient failure: retried
     args = ["--objects", str(objects), "--images", str(images), "--workers", "3",
@@ -355,12 +360,12 @@ def test_import_over_iiif_with_retries_and_refetch_of_a_changed_image(
     assert sorted(iiif.log) == sorted([paths["a"], paths["a"], paths["b"], paths["c"]])
 
     # The museum publishes a new photograph under the same URL: the next run fetches it.
-    iiif.files[paths["b"]] = paint("100343.jpg").read_bytes()
+    iiif.files[paths["b"]] = paint("890.jpg").read_bytes()
     out = run(*args)
     assert "0 created, 1 updated, 2 unchanged, 0 failed" in out
     assert (
         Artwork.objects.get(external_id="2").image_sha256
-        == hashlib.sha256(paint("100343.jpg").read_bytes()).hexdigest()
+        == hashlib.sha256(paint("890.jpg").read_bytes()).hexdigest()
     )
 
     # A server that keeps failing: that record is reported, the others are unchanged.

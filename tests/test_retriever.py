@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.test import Client
 
 from search.errors import (
     FeatureUnavailable,
@@ -17,13 +18,14 @@ from search.errors import (
 )
 from search.filters import BadFilter, Filters
 from search.models import Retriever
-from search.retriever import RetrievalInputs, execute_retriever
-from tests.fixtures.corpus import RECORDS, Corpus
+from search.retriever import RetrievalInputs, RetrievalResult, execute_retriever
+from tests.fixtures.corpus import RECORDS, Corpus, EncodedCorpus
+from tests.helpers import rrf_by_hand
 
 pytestmark = pytest.mark.django_db
 
 
-def titles(result) -> list[str]:  # type: ignore[no-untyped-def]
+def titles(result: RetrievalResult) -> list[str]:
     return [item.title for item in result.results]
 
 
@@ -65,8 +67,10 @@ def test_document_search_ranks_by_angle_and_leaves_the_artwork_out(corpus: Corpu
         [1 / (60 + rank) for rank in range(1, 10)]
     )
     stage = result.stages[0]
-    assert (stage.stage_name, stage.num_features, stage.fusion_strategy) == (
+    # The default retriever configures three searches; only the document search had an input.
+    assert (stage.stage_name, stage.num_features, stage.searches_run, stage.fusion_strategy) == (
         "feature_search",
+        3,
         1,
         "rrf",
     )
@@ -194,7 +198,7 @@ def test_document_and_keywords_fused(corpus: Corpus) -> None:
     assert titles(result)[:3] == ["Storm at Sea", "Sea Study", "Ship in a Storm"]
     assert result.results[0].ranks == {"document": 5, "keywords": 1}
     assert result.results[0].score == pytest.approx(1 / 65 + 1 / 61)
-    assert result.stages[0].num_features == 2
+    assert (result.stages[0].num_features, result.stages[0].searches_run) == (2, 2)
     # keywords only: the document search is skipped, not an error
     alone = execute_retriever(name="both", inputs=RetrievalInputs(keywords="storm"))
     assert titles(alone) == ["Storm at Sea", "Ship in a Storm", "Sea Study"]
@@ -237,17 +241,9 @@ def test_input_errors(corpus: Corpus) -> None:
 
 
 # Text and image, through the offline test encoder ----------------------------------------------
-def rrf_by_hand(*rankings: list[int], k: int = 60) -> list[int]:
-    scores: dict[int, float] = {}
-    best: dict[int, int] = {}
-    for ranking in rankings:
-        for rank, artwork_id in enumerate(ranking, start=1):
-            scores[artwork_id] = scores.get(artwork_id, 0.0) + 1 / (k + rank)
-            best[artwork_id] = min(best.get(artwork_id, rank), rank)
-    return sorted(scores, key=lambda a: (-round(scores[a], 12), best[a], a))
-
-
-def test_text_image_and_fused_searches(encoded_corpus, aic_image_bytes) -> None:  # type: ignore[no-untyped-def]
+def test_text_image_and_fused_searches(
+    encoded_corpus: EncodedCorpus, aic_image_bytes: bytes
+) -> None:
     corpus, text_vector, image_vector = encoded_corpus
     text_order = corpus.exact_ranking(text_vector)
     image_order = corpus.exact_ranking(image_vector)
@@ -277,10 +273,10 @@ def test_text_image_and_fused_searches(encoded_corpus, aic_image_bytes) -> None:
     assert [r.artwork_id for r in all_three.results] == rrf_by_hand(
         text_order, image_order, document_order
     )
-    assert all_three.stages[0].num_features == 3
+    assert (all_three.stages[0].num_features, all_three.stages[0].searches_run) == (3, 3)
 
 
-def test_bad_image(encoded_corpus) -> None:  # type: ignore[no-untyped-def]
+def test_bad_image(encoded_corpus: EncodedCorpus) -> None:
     from search.errors import BadImage
 
     with pytest.raises(BadImage) as info:
@@ -322,7 +318,7 @@ def test_default_retrievers_come_from_the_migration(db: None) -> None:
         (lambda c: c["parameters"].update(extra=1), "extra"),
     ],
 )  # fmt: skip
-def test_invalid_configurations_are_refused(db: None, change, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_configurations_are_refused(db: None, change, message: str) -> None:
     import copy
 
     from django.core.exceptions import ValidationError
@@ -344,9 +340,7 @@ def test_invalid_configurations_are_refused(db: None, change, message: str) -> N
     assert good.is_valid(), good.errors
 
 
-def test_admin_pages(admin_client) -> None:  # type: ignore[no-untyped-def]
-    import search.admin_retrievers  # noqa: F401  (registered from search/admin.py by the lead)
-
+def test_admin_pages(admin_client: Client) -> None:
     listing = admin_client.get("/admin/search/retriever/")
     assert listing.status_code == 200
     assert b"text (top 250), content (top 250), document (top 250)" in listing.content

@@ -15,17 +15,17 @@ from django.db import connection
 from django.urls import reverse
 
 from gallery.models import Artwork
-from search import retriever as retriever_module
 from search.config import ef_search_for
 from search.encoder import get_encoder, reset_encoder
 from search.knn import explain_knn, stored_vector
 from search.models import Retriever
 from search.retriever import (
-    IMAGE_MODEL_UNAVAILABLE_TEXT,
+    TEXT_FALLBACK_NOTICE,
     EncoderUnavailable,
     RetrievalInputs,
     execute_retriever,
 )
+from search.retriever import run as retriever_run
 from tests.fixtures.corpus import Corpus, clear_cache, plane_vector
 
 
@@ -71,14 +71,14 @@ def test_text_searches_use_the_text_ef_search(
     """The retriever passes each search's floor to knn(), which sets it (SET LOCAL)."""
     corpus, _, _ = encoded_corpus
     seen: list[tuple[str, int | None]] = []
-    real_knn = retriever_module.knn
+    real_knn = retriever_run.knn
 
     def spy(**kwargs: Any) -> list[tuple[int, float]]:
         mode = "text" if kwargs.get("exclude_id") is None else "document"
         seen.append((mode, kwargs["ef_search"]))
         return real_knn(**kwargs)
 
-    monkeypatch.setattr(retriever_module, "knn", spy)
+    monkeypatch.setattr(retriever_run, "knn", spy)
     execute_retriever(
         inputs=RetrievalInputs(text="a storm at sea", document_id=corpus.ids[0]), use_cache=False
     )
@@ -90,7 +90,7 @@ def test_int8_only_for_the_query_encoder(test_encoder_settings: Path, settings: 
     import torch
 
     worker = get_encoder()
-    assert get_encoder(for_queries=True) is worker  # off by default: one fp32 encoder
+    assert get_encoder(for_queries=True).quantized == ""  # off by default: fp32
     settings.GALLERY_QUERY_QUANTIZE = "int8"
     query = get_encoder(for_queries=True)
     assert query is not worker and query.quantized == "int8"
@@ -187,7 +187,7 @@ def test_edited_configuration_is_used_at_once(similar: Retriever, corpus: Corpus
 # Overlapped searches ---------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_document_search_runs_on_its_own_connection_while_encoding(
-    encoded_corpus: Any, monkeypatch: pytest.MonkeyPatch
+    encoded_corpus: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     """Outside a transaction the document's kNN runs on a helper thread with its own connection
     (closed afterwards); the fused result is the same as running them one after the other."""
@@ -195,19 +195,19 @@ def test_document_search_runs_on_its_own_connection_while_encoding(
     clear_cache()
     Retriever.objects.get_or_create(name="both", defaults={"config": _text_and_document()})
     threads: dict[str, str] = {}
-    real = retriever_module._run_one
+    real = retriever_run.run_search
 
     def spy(planned: Any, filters: Any) -> Any:
         threads[planned.mode] = threading.current_thread().name
         return real(planned, filters)
 
-    monkeypatch.setattr(retriever_module, "_run_one", spy)
+    monkeypatch.setattr(retriever_run, "run_search", spy)
     inputs = RetrievalInputs(text="a storm at sea", document_id=corpus.ids[2])
     before = _other_backends()  # e.g. earlier live-server threads' persistent connections
     overlapped = execute_retriever(name="both", inputs=inputs, use_cache=False)
     assert threads["text"] == threading.current_thread().name
     assert threads["document"].startswith("search-db")
-    monkeypatch.setattr(retriever_module, "_overlap_allowed", lambda: False)
+    settings.SEARCH_OVERLAP_SEARCHES = False
     sequential = execute_retriever(name="both", inputs=inputs, use_cache=False)
     assert threads["document"] == threading.current_thread().name
     assert overlapped.results == sequential.results
@@ -236,13 +236,13 @@ def test_inside_a_transaction_searches_run_on_this_connection(
     corpus, _, _ = encoded_corpus
     assert connection.in_atomic_block  # the test's own transaction
     threads: set[str] = set()
-    real = retriever_module._run_one
+    real = retriever_run.run_search
 
     def spy(planned: Any, filters: Any) -> Any:
         threads.add(threading.current_thread().name)
         return real(planned, filters)
 
-    monkeypatch.setattr(retriever_module, "_run_one", spy)
+    monkeypatch.setattr(retriever_run, "run_search", spy)
     result = execute_retriever(
         inputs=RetrievalInputs(text="a storm at sea", document_id=corpus.ids[2]), use_cache=False
     )
@@ -287,7 +287,7 @@ def test_api_text_falls_back_to_keywords_with_a_notice(
     )
     assert response.status_code == 200, response.content
     data = response.json()
-    assert data["notices"] == [IMAGE_MODEL_UNAVAILABLE_TEXT]
+    assert data["notices"] == [TEXT_FALLBACK_NOTICE]
     # the keyword ranking of "storm": title matches (weight A) before the description's
     assert [r["title"] for r in data["results"]] == ["Storm at Sea", "Ship in a Storm", "Sea Study"]
     (search,) = data["stages"][0]["searches"]
@@ -298,7 +298,7 @@ def test_api_text_falls_back_to_keywords_with_a_notice(
         data={"inputs": {"text": "storm"}},
         content_type="application/json",
     ).json()
-    assert again["cache_hit"] is False and again["notices"] == [IMAGE_MODEL_UNAVAILABLE_TEXT]
+    assert again["cache_hit"] is False and again["notices"] == [TEXT_FALLBACK_NOTICE]
 
 
 @pytest.mark.django_db
@@ -330,7 +330,7 @@ def test_search_page_shows_the_notice(client: Any, corpus: Corpus, no_model: Any
     response = client.get(reverse("home"), {"q": "storm"})
     assert response.status_code == 200
     page = response.content.decode()
-    assert IMAGE_MODEL_UNAVAILABLE_TEXT in page
+    assert TEXT_FALLBACK_NOTICE in page
     assert page.index("Storm at Sea") < page.index("Ship in a Storm") < page.index("Sea Study")
 
 
@@ -350,5 +350,5 @@ def test_a_failed_load_is_not_retried_on_every_query(
     monkeypatch.setattr(encoder_module, "_create", counting)
     for _ in range(3):
         result = execute_retriever(inputs=RetrievalInputs(text="storm"), use_cache=False)
-        assert result.notices == [IMAGE_MODEL_UNAVAILABLE_TEXT]
+        assert result.notices == [TEXT_FALLBACK_NOTICE]
     assert len(attempts) == 1

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from pytest_django import Settings
 
 from gallery.images import ImageError
 from gallery.uploads import (
@@ -19,7 +20,7 @@ from gallery.uploads import (
     upload_store,
     uploads_purge,
 )
-from tests.conftest import jpeg_bytes
+from tests.helpers import jpeg_bytes
 
 
 def test_store_then_load_returns_the_same_bytes(aic_image_bytes: bytes) -> None:
@@ -43,7 +44,7 @@ def test_ids_are_random_and_distinct() -> None:
     [
         (b"", "empty"),
         (b"just some text, not a picture", "not an image"),
-        (jpeg_bytes()[:200], "damaged or truncated"),
+        (jpeg_bytes()[:200], "damaged or incomplete"),
     ],
 )
 def test_bad_bytes_are_refused_and_nothing_is_written(data: bytes, message: str) -> None:
@@ -74,7 +75,7 @@ def test_unknown_id_finds_nothing() -> None:
     assert upload_load(upload_id="A" * 24) is None
 
 
-def test_expired_uploads_are_gone_and_purged(settings) -> None:  # type: ignore[no-untyped-def]
+def test_expired_uploads_are_gone_and_purged(settings: Settings) -> None:
     settings.GALLERY_QUERY_UPLOAD_TTL = 60
     old = upload_store(data=jpeg_bytes())
     fresh = upload_store(data=jpeg_bytes(color=(10, 20, 200)))
@@ -91,7 +92,7 @@ def test_expired_uploads_are_gone_and_purged(settings) -> None:  # type: ignore[
     assert remaining == sorted([fresh.upload_id, fresh.upload_id + ".webp"])
 
 
-def test_a_new_upload_purges_expired_ones(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_upload_purges_expired_ones(settings: Settings) -> None:
     settings.GALLERY_QUERY_UPLOAD_TTL = 60
     old = upload_store(data=jpeg_bytes())
     past = time.time() - 120

@@ -12,8 +12,8 @@ import pytest
 from gallery.models import Artwork
 from gallery.query import SearchQuery
 from gallery.services import artwork_upsert
-from tests.conftest import AIC_DIR, jpeg_bytes
 from tests.fixtures.corpus import Corpus
+from tests.helpers import ALL_PAINTINGS, jpeg_bytes, needs_all_paintings
 
 pytestmark = pytest.mark.django_db
 
@@ -41,12 +41,34 @@ def test_query_round_trips_through_its_url() -> None:
     assert query.but(offset=48).offset == 48
 
 
-def test_malformed_values_are_dropped_not_refused() -> None:
-    query = SearchQuery.from_params(
-        {"similar": "-3", "upload": "../../etc/passwd", "year_to": "soon", "offset": "x"}
-    )
+def test_malformed_link_values_are_dropped_not_refused() -> None:
+    query = SearchQuery.from_params({"similar": "-3", "upload": "../../etc/passwd", "offset": "x"})
     assert query == SearchQuery()
     assert query.url() == "/"
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        ({"year_to": "soon"}, "year_to", "The end year “soon” is not a year"),
+        ({"year_from": "18.5"}, "year_from", "The start year “18.5” is not a year"),
+        ({"year_from": "99999"}, "year_from", "must be between -10000 and 10000"),
+        ({"year_from": "1900", "year_to": "1800"}, "year_to", "(1800) is before the start year"),
+        ({"q": "a\x00b"}, "q", "The search text contains a control character (U+0000)"),
+        ({"artist": "x\x07"}, "artist", "The artist contains a control character (U+0007)"),
+    ],
+)
+def test_typed_values_that_cannot_be_searched_are_reported_by_field(
+    params: dict[str, str], field: str, message: str
+) -> None:
+    query = SearchQuery.from_params(params)
+    assert list(query.field_errors) == [field]
+    assert message in query.field_errors[field]
+
+
+def test_text_is_cut_at_the_retrievers_limit(settings: Any) -> None:
+    query = SearchQuery.from_params({"q": "x" * (settings.SEARCH_MAX_TEXT_CHARS + 50)})
+    assert len(query.q) == settings.SEARCH_MAX_TEXT_CHARS and not query.errors
 
 
 # --- browsing and filters -----------------------------------------------------------------------
@@ -71,10 +93,27 @@ def test_filters_apply_while_browsing(client: Any, corpus: Corpus) -> None:
     assert "3 artworks match the filters" in html
 
 
-def test_inverted_year_range_is_an_error_message(client: Any, corpus: Corpus) -> None:
+def test_collection_filter_shows_from_two_collections(client: Any, corpus: Corpus) -> None:
+    from gallery.models import Collection
+
+    assert 'id="f-collection"' not in client.get("/").content.decode()  # one: no choice
+    prints = Collection.objects.create(name="prints")
+    Artwork.objects.filter(pk=corpus.id_of("Sea Study")).update(collection=prints)
+    html = client.get("/?collection=prints").content.decode()
+    assert card_ids(html) == [corpus.id_of("Sea Study")]
+    assert '<option value="prints" selected>prints</option>' in html
+
+
+def test_inverted_year_range_is_a_message_beside_the_field(client: Any, corpus: Corpus) -> None:
     page = client.get("/?year_from=1900&year_to=1800")
     assert page.status_code == 422
-    assert "year_from (1900) is after year_to (1800)" in page.content.decode()
+    html = page.content.decode()
+    assert re.search(
+        r'<p id="year_to-error" class="field-error" data-field="year_to">'
+        r"The end year \(1800\) is before the start year \(1900\)",
+        html,
+    )
+    assert "data-artwork-id" not in html  # nothing was searched
 
 
 # --- searching ----------------------------------------------------------------------------------
@@ -122,7 +161,10 @@ def test_htmx_request_gets_the_search_partial_and_a_clean_url(client: Any, corpu
     page = client.get(f"/?q=&similar={reference}&classification=&artist=", **HTMX)
     html = page.content.decode()
     assert page.status_code == 200
-    assert html.lstrip().startswith('<div id="search"')
+    # The title names the search (htmx takes a root <title> from a partial), then the area.
+    assert re.match(
+        r"\s*<title>Like “Storm at Sea” · Artwork search</title>\s*<div id=\"search\"", html
+    )
     assert "<html" not in html and "<header" not in html
     assert page["HX-Push-Url"] == f"/?similar={reference}"
     assert "HX-Request" in page["Vary"]
@@ -157,7 +199,7 @@ def test_htmx_load_more_skips_the_filter_choices(client: Any, corpus: Corpus) ->
 def test_htmx_errors_are_swapped_in_with_status_200(client: Any, corpus: Corpus) -> None:
     page = client.get("/?year_from=1900&year_to=1800", **HTMX)
     assert page.status_code == 200  # htmx does not swap 4xx responses
-    assert "is after year_to" in page.content.decode()
+    assert "is before the start year" in page.content.decode()
 
 
 def test_history_restore_gets_the_whole_page(client: Any, corpus: Corpus) -> None:
@@ -168,6 +210,94 @@ def test_history_restore_gets_the_whole_page(client: Any, corpus: Corpus) -> Non
         HTTP_HX_HISTORY_RESTORE_REQUEST="true",
     )
     assert "<html" in page.content.decode()
+
+
+def test_htmx_search_from_the_form_swaps_the_results_not_the_fields(
+    client: Any, corpus: Corpus
+) -> None:
+    page = client.get(
+        "/?q=sea&artist=turner&year_from=18x", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="results"
+    )
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert re.match(r"\s*<title>“sea” · Artwork search</title>\s*<section id=\"results\"", html)
+    assert "<form" not in html and "<input" not in html and "<select" not in html
+    # Beside the fields: their messages and the filter count, out of band.
+    assert re.search(
+        r'<p id="year_from-error" class="field-error" data-field="year_from" '
+        r'hx-swap-oob="true">The start year “18x” is not a year',
+        html,
+    )
+    assert (
+        '<p id="artist-error" class="field-error" data-field="artist" hx-swap-oob="true"></p>'
+        in html
+    )
+    assert '<span id="filter-count" hx-swap-oob="true"><span class="badge">1</span></span>' in html
+    assert page["HX-Push-Url"] == "/?q=sea&artist=turner"
+
+
+def test_heading_says_what_the_list_is(client: Any, corpus: Corpus) -> None:
+    reference = corpus.id_of("Storm at Sea")
+    html = client.get(f"/?q=a+ship&similar={reference}").content.decode()
+    heading = re.search(r'<h[12] id="results-heading"[^>]*>(.*?)</h[12]>', html, re.S)
+    assert heading
+    count = len(card_ids(html))  # the whole fused list fits on the page
+    assert count > 1
+    assert " ".join(heading.group(1).split()) == (
+        f"The {count} best matches for “a ship”, like “Storm at Sea”"
+    )
+    assert "not a count of exact matches" in html
+    assert "<title>“a ship”, like “Storm at Sea” · Artwork search</title>" in html
+
+
+def test_a_page_past_the_end_says_so(client: Any, corpus: Corpus) -> None:
+    reference = corpus.id_of("Storm at Sea")
+    html = client.get(f"/?similar={reference}&offset=99999999").content.decode()
+    assert "Past the end of the results" in html
+    assert "This page starts at result 10001, but there are only 9." in html
+    assert "Nothing matched" not in html and "(from" not in html
+    assert f'href="/?similar={reference}">Back to the first results' in html
+
+
+def test_load_more_leaves_a_url_that_shows_everything_loaded(
+    client: Any, corpus: Corpus, settings: Any
+) -> None:
+    settings.GALLERY_PAGE_SIZE = 4
+    reference = corpus.id_of("Storm at Sea")
+    expected = corpus.exact_ranking(corpus.vectors[0], exclude=reference)
+    page = client.get(
+        f"/?similar={reference}&offset=4&start=0",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="result-list",
+    )
+    assert page["HX-Replace-Url"] == f"/?similar={reference}&shown=8"
+    assert "HX-Push-Url" not in page
+    html = client.get(page["HX-Replace-Url"]).content.decode()
+    assert card_ids(html) == expected[:8]
+    assert f'hx-get="/?similar={reference}&amp;offset=8&amp;start=0"' in html
+
+
+def test_artwork_page_leads_back_to_its_search_and_through_its_results(
+    client: Any, corpus: Corpus, settings: Any
+) -> None:
+    settings.GALLERY_PAGE_SIZE = 4
+    reference = corpus.id_of("Storm at Sea")
+    ranking = corpus.exact_ranking(corpus.vectors[0], exclude=reference)
+    html = client.get(f"/?similar={reference}&classification=").content.decode()
+    link = f"/artworks/{ranking[1]}/?similar={reference}&amp;rank=2"
+    assert f'class="card-link" href="{link}"' in html
+
+    html = client.get(link.replace("&amp;", "&")).content.decode()
+    assert f'href="/?similar={reference}#result-{ranking[1]}">← Back to the results' in html
+    assert f'rel="prev" href="/artworks/{ranking[0]}/?similar={reference}&amp;rank=1"' in html
+    assert f'rel="next" href="/artworks/{ranking[2]}/?similar={reference}&amp;rank=3"' in html
+    # Further down the list, the way back shows every page up to it.
+    html = client.get(f"/artworks/{ranking[5]}/?similar={reference}&rank=6").content.decode()
+    assert f'href="/?similar={reference}&amp;shown=8#result-{ranking[5]}"' in html
+    # Without a search (or with a stale rank) it is the plain page.
+    html = client.get(f"/artworks/{ranking[5]}/?similar={reference}&rank=2").content.decode()
+    assert 'rel="prev"' not in html and "Back to the results" in html
+    assert "Back to the results" not in client.get(f"/artworks/{ranking[5]}/").content.decode()
 
 
 # --- uploads ------------------------------------------------------------------------------------
@@ -218,6 +348,7 @@ def test_upload_requires_csrf() -> None:
     assert page.status_code == 403
 
 
+@needs_all_paintings
 def test_upload_with_htmx_searches_by_the_image(
     client: Any, test_encoder_settings: Path, aic_records: list[dict[str, Any]]
 ) -> None:
@@ -226,7 +357,7 @@ def test_upload_with_htmx_searches_by_the_image(
     records = {record["id"]: record for record in aic_records}
     ids = []
     for aic_id in (866, 14598, 16151):
-        data = (AIC_DIR / records[aic_id]["image"]).read_bytes()
+        data = (ALL_PAINTINGS / records[aic_id]["image"]).read_bytes()
         ids.append(
             artwork_upsert(
                 source="aic", external_id=str(aic_id), metadata={"title": "t"}, image_data=data
@@ -234,7 +365,7 @@ def test_upload_with_htmx_searches_by_the_image(
         )
     assert embed_artworks(ids=ids).embedded == 3
 
-    data = (AIC_DIR / records[14598]["image"]).read_bytes()
+    data = (ALL_PAINTINGS / records[14598]["image"]).read_bytes()
     page = client.post("/uploads/?q=", {"image": _file(data, "beach.jpg")}, **HTMX)
     html = page.content.decode()
     assert re.fullmatch(r"/\?upload=[A-Za-z0-9_-]+", page["HX-Push-Url"])
@@ -294,7 +425,14 @@ def test_artwork_page_strip_lists_neighbours(client: Any, corpus: Corpus) -> Non
     reference = corpus.id_of("Harbor at Night")
     html = client.get(f"/artworks/{reference}/").content.decode()
     strip = html[html.index('<ol class="strip">') :]
-    strip_ids = [int(i) for i in re.findall(r'href="/artworks/(\d+)/"', strip)]
+    links = re.findall(
+        r'class="card-link" href="/artworks/(\d+)/\?similar=(\d+)&amp;rank=(\d+)"', strip
+    )
+    strip_ids = [int(i) for i, _, _ in links]
+    # Each leads on through the similar list: its search and its rank in it.
+    assert [(int(s), int(r)) for _, s, r in links] == [
+        (reference, rank) for rank in range(1, len(links) + 1)
+    ]
     expected = corpus.exact_ranking(corpus.vectors[1], exclude=reference)
     assert strip_ids == expected
     assert f'href="/?similar={reference}"' in html
@@ -349,3 +487,14 @@ def _records() -> list[tuple[Any, ...]]:
     from tests.fixtures.corpus import RECORDS
 
     return RECORDS
+
+
+def test_the_timing_counts_the_lists_fused(client: Any, encoded_corpus: Any) -> None:
+    """The default retriever configures three searches (its stage's num_features); the page
+    says how many lists were fused: the searches that ran."""
+    corpus, _, _ = encoded_corpus
+    reference = corpus.ids[0]
+    alone = client.get(f"/?similar={reference}").content.decode()
+    assert "document: " in alone and "rrf of" not in alone
+    both = client.get(f"/?q=a+storm+at+sea&similar={reference}").content.decode()
+    assert "rrf of 2" in both and "rrf of 3" not in both

@@ -7,8 +7,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from gallery.importers.common import ImportFileError, ImportRecord, RecordError, read_file_bytes
+from gallery.importers.common import ImportFileError, ImportRecord, RecordError
 from gallery.importers.dates import parse_years
+from gallery.importers.files import read_file_bytes
 
 LICENSE = (
     "Image and data CC0 1.0 (public domain); description CC BY 4.0, © Art Institute of Chicago"

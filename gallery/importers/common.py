@@ -9,23 +9,20 @@ while the rest go in.
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from django.db import DatabaseError
 
 from gallery.images import ImageError
+from gallery.models import Collection, default_collection_id
 from gallery.services import artwork_upsert
 
 logger = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".gif", ".bmp"})
 
 
 class ImportFileError(ValueError):
@@ -48,14 +45,9 @@ class ImportRecord:
 
 @dataclass(frozen=True)
 class RecordError:
-    """A record the importer could not parse; reported, never written."""
+    """A record that did not go in: one the importer could not parse (never written), or, in
+    the report, one whose writing failed."""
 
-    record_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class ImportFailure:
     record_id: str
     reason: str
 
@@ -68,7 +60,7 @@ class ImportReport:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
-    failures: list[ImportFailure] = field(default_factory=list)
+    failures: list[RecordError] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -94,15 +86,19 @@ def run_import(
     *,
     source: str,
     records: Iterable[ImportRecord | RecordError],
+    collection: Collection | None = None,
     workers: int = 1,
     progress: Progress | None = None,
 ) -> ImportReport:
-    """Write every record through `artwork_upsert`, one transaction each.
+    """Write every record into `collection` (default: the default collection) through
+    `artwork_upsert`, one transaction each.
 
     Image bytes are fetched by up to `workers` threads ahead of the writer (I/O only, no database
     access in the threads); the database writes stay in this thread, in record order.
     """
     report = ImportReport()
+    if collection is None:  # looked up once, not once per record
+        collection = Collection.objects.get(pk=default_collection_id())
     for record, fetched in _prefetch(records, workers=workers):
         record_id = record.record_id if isinstance(record, RecordError) else record.external_id
         try:
@@ -115,9 +111,10 @@ def run_import(
                 external_id=record.external_id,
                 metadata=record.metadata,
                 image_data=fetched,
+                collection=collection,
             )
         except (ImageError, ImportFileError, FetchError, OSError, DatabaseError, ValueError) as exc:
-            report.failures.append(ImportFailure(record_id, _reason(exc)))
+            report.failures.append(RecordError(record_id, _reason(exc)))
             logger.info("import %s %s failed: %s", source, record_id, exc)
         else:
             setattr(report, result.outcome, getattr(report, result.outcome) + 1)
@@ -161,70 +158,3 @@ def _prefetch(
         while window:
             done, future = window.popleft()
             yield done, future.result()
-
-
-def read_file_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise FetchError(f"cannot read {path.name} ({exc.strerror or exc})") from exc
-
-
-def read_csv(
-    path: Path,
-    *,
-    required: Sequence[str] = (),
-    required_any: Sequence[str] = (),
-    id_column: str | None = None,
-    lowercase: bool = False,
-) -> Iterator[tuple[int, dict[str, str] | RecordError]]:
-    """Rows of a CSV file as dicts, with the line where each row starts.
-
-    Missing required columns make the whole file unusable (ImportFileError, raised before the
-    first row). A row with broken quoting or the wrong number of fields becomes a RecordError
-    naming its line (and its id when that can be read); the rows after it still come through.
-    """
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise ImportFileError(f"{path.name}: cannot open ({exc.strerror or exc})") from exc
-    with handle:
-        # strict: a stray quote is an error we report, not a silently merged field.
-        reader = csv.reader(handle, strict=True)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise ImportFileError(f"{path.name}: the file is empty") from None
-        except csv.Error as exc:
-            raise ImportFileError(f"{path.name}, line 1: unreadable header ({exc})") from exc
-        header = [name.strip().lower() if lowercase else name.strip() for name in header]
-        missing = [name for name in required if name not in header]
-        if required_any and not set(required_any) & set(header):
-            missing.append(" or ".join(required_any))
-        if missing:
-            raise ImportFileError(
-                f"{path.name}: missing column(s) {', '.join(missing)}; "
-                f"found {', '.join(header) or 'none'}"
-            )
-        while True:
-            start = reader.line_num + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                yield start, RecordError(f"{path.name} line {start}", f"broken CSV quoting ({exc})")
-                continue
-            if not any(cell.strip() for cell in row):
-                continue
-            values = dict(zip(header, row, strict=False))
-            if len(row) != len(header):
-                label = f"{path.name} line {start}"
-                if id_column and values.get(id_column, "").strip():
-                    label += f" ({id_column} {values[id_column].strip()})"
-                yield (
-                    start,
-                    RecordError(label, f"has {len(row)} field(s), the header has {len(header)}"),
-                )
-                continue
-            yield start, values

@@ -13,15 +13,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from gallery.importers.common import (
-    IMAGE_EXTENSIONS,
-    ImportFileError,
-    ImportRecord,
-    RecordError,
-    read_csv,
-    read_file_bytes,
-)
+from gallery.importers.common import ImportFileError, ImportRecord, RecordError
 from gallery.importers.dates import parse_years
+from gallery.importers.files import image_files, read_csv, read_file_bytes
 from gallery.services import METADATA_FIELDS
 
 FILE_KEYS = ("file", "filename", "image", "path")
@@ -43,8 +37,7 @@ ALIASES = {
 def folder_records(
     *, directory: Path, metadata_file: Path | None = None
 ) -> list[ImportRecord | RecordError]:
-    if not directory.is_dir():
-        raise ImportFileError(f"{directory} is not a folder")
+    images = image_files(directory, recursive=True)
     rows = load_metadata(metadata_file) if metadata_file else []
     by_key: dict[str, Mapping[str, Any]] = {}
     records: list[ImportRecord | RecordError] = []
@@ -56,9 +49,6 @@ def folder_records(
             by_key.setdefault(key, item)
 
     used: set[int] = set()
-    images = sorted(
-        p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
     for path in images:
         rel = path.relative_to(directory).as_posix()
         row = next(

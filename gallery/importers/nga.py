@@ -16,15 +16,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from gallery.importers.common import (
-    IMAGE_EXTENSIONS,
-    ImportFileError,
-    ImportRecord,
-    RecordError,
-    read_csv,
-    read_file_bytes,
-)
+from gallery.importers.common import ImportRecord, RecordError
 from gallery.importers.fetch import fetch_url
+from gallery.importers.files import image_files, read_csv, read_file_bytes
 
 OBJECT_COLUMNS = ("objectid", "title")
 IMAGE_COLUMNS = ("uuid", "iiifurl", "viewtype", "sequence", "depictstmsobjectid")
@@ -190,10 +184,4 @@ def _int(value: str | None) -> int | None:
 
 
 def _index_folder(directory: Path) -> dict[str, Path]:
-    if not directory.is_dir():
-        raise ImportFileError(f"{directory} is not a folder")
-    return {
-        path.stem: path
-        for path in sorted(directory.iterdir())
-        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
-    }
+    return {path.stem: path for path in image_files(directory, recursive=False)}

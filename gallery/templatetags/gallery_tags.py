@@ -3,12 +3,15 @@ notice shown while the offline test encoder is in use."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import nh3
 from django import template
 from django.conf import settings
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
+from gallery import selectors
 from gallery.query import SearchQuery
 
 register = template.Library()
@@ -43,8 +46,7 @@ def web_url(value: str | None) -> str:
 @register.filter
 def short_artist(value: str | None) -> str:
     """'Claude Monet (French, 1840–1926)' -> 'Claude Monet'."""
-    text = value or ""
-    return text.split(" (", 1)[0].strip() or text
+    return selectors.short_artist(value or "")
 
 
 @register.filter
@@ -79,12 +81,28 @@ def find_similar_url(query: SearchQuery | None, artwork_id: int) -> str:
 
 
 @register.simple_tag
+def artwork_url(artwork_id: int, search: SearchQuery | None = None, rank: int = 0) -> str:
+    """The artwork's page; from a result, with the search and the result's rank, so that the page
+    can lead back to the search and on to the previous and next results."""
+    url = reverse("artwork", args=[artwork_id])
+    if search is None or not rank:
+        return url
+    return f"{url}?{urlencode({**search.but().params(), 'rank': rank})}"
+
+
+@register.filter
+def field_error(query: SearchQuery | None, name: str) -> str:
+    """The message for the field `name` ("" when it is fine)."""
+    return query.field_errors.get(name, "") if query else ""
+
+
+@register.simple_tag
 def page_url(query: SearchQuery, offset: int) -> str:
     return query.but(offset=offset).url(reverse("home"))
 
 
 @register.simple_tag
 def without_filters_url(query: SearchQuery) -> str:
-    return query.but(classification="", artist="", year_from=None, year_to=None, source="").url(
-        reverse("home")
-    )
+    return query.but(
+        classification="", artist="", year_from=None, year_to=None, source="", collection=""
+    ).url(reverse("home"))

@@ -15,7 +15,8 @@ DOCUMENT_SQL = (
 # One row, bumped by statement-level triggers on every write to artworks, embeddings and
 # features, whatever the writer (ORM, bulk insert, raw SQL, another process). The bump is part
 # of the writing transaction, so it becomes visible together with the data: a reader that sees
-# the old version cannot see the new data's absence as current after commit. See search/cache.py.
+# the old version cannot see the new data's absence as current after commit.
+# See search/retriever/cache.py.
 VERSION_SQL = """
 CREATE TABLE search_collection_version (
     id smallint PRIMARY KEY CHECK (id = 1),

@@ -15,7 +15,6 @@ class Feature(models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     model_name = models.CharField(max_length=500, help_text="Hugging Face id or local folder")
-    dimensions = models.PositiveIntegerField(default=DIMENSIONS)
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
@@ -38,10 +37,9 @@ class Embedding(models.Model):
         "gallery.Artwork", on_delete=models.CASCADE, related_name="embeddings"
     )
     feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="embeddings")
-    # Half precision (pgvector >= 0.7): half the table and index (index 234 against 469 MB at
-    # 120,000 vectors), one heap page per row instead of a TOAST chain, kNN p95 17 against
-    # 45 ms, recall@250 0.991 against 0.992 (bench/halfvec.py). Query vectors stay float32
-    # in Python; the cast happens in SQL.
+    # Half precision (pgvector >= 0.7): half the table and index, and a row fits one heap page
+    # instead of a TOAST chain, so the kNN reads less at the same recall (the README's
+    # performance section has the figures). Query vectors are sent as halfvec too.
     vector = HalfVectorField(dimensions=DIMENSIONS)
     # The artwork's image_sha256 when this vector was computed: a vector whose image has since
     # changed is stale (the signal deletes it; the worker never inserts one for an old image).

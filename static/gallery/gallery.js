@@ -102,18 +102,141 @@
     if (input && event.detail.elt && event.detail.elt.id === "upload-form") input.value = "";
   });
 
-  // HTMX snapshots the page for the back button from its HTML: write what was typed into the
-  // attributes so the snapshot shows the fields as they were.
-  document.addEventListener("htmx:beforeHistorySave", function () {
+  // --- Search state: history that tells the truth, filters that wait for the typist, the
+  // visitor's place. -------------------------------------------------------------------------
+
+  function paramsOf(path) {
+    var at = path.indexOf("?");
+    return new URLSearchParams(at < 0 ? "" : path.slice(at + 1));
+  }
+
+  // HTMX snapshots the page for the back button from its HTML when the *next* search's answer
+  // arrives, by which time the fields hold what was typed for that next search. The snapshot is
+  // of the entry `path`: write the fields as that URL names them into the attributes (what the
+  // snapshot records), and leave the live values, which the visitor still sees, as they are.
+  function snapshotFieldsAs(path) {
+    var params = paramsOf(path);
     document.querySelectorAll("#search-form input[name]").forEach(function (input) {
-      if (input.type !== "file") input.setAttribute("value", input.value);
+      if (input.type === "file" || input.type === "hidden") return;
+      var live = input.value;
+      input.setAttribute("value", params.get(input.name) || "");
+      input.value = live;
     });
-    document.querySelectorAll("#search-form select").forEach(function (select) {
+    document.querySelectorAll("#search-form select[name]").forEach(function (select) {
+      var live = select.selectedIndex;
+      var wanted = (params.get(select.name) || "").toLowerCase();
       Array.prototype.forEach.call(select.options, function (option) {
-        option.toggleAttribute("selected", option.selected);
+        option.toggleAttribute("selected", option.value.toLowerCase() === wanted);
       });
+      select.selectedIndex = live;
     });
     var filters = document.getElementById("filters");
     if (filters) filters.toggleAttribute("open", filters.open);
+  }
+
+  document.addEventListener("htmx:beforeHistorySave", function (event) {
+    snapshotFieldsAs(event.detail.path || location.pathname + location.search);
+  });
+
+  // Restored from the back-forward cache, the page's scripts resume where they were, but htmx's
+  // note of the current entry (kept in sessionStorage, shared with the pages visited since) may
+  // name another page: put it back, so that the next snapshot is filed under this URL.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) {
+      try {
+        sessionStorage.setItem("htmx-current-path-for-history", location.pathname + location.search);
+      } catch (error) {
+        // storage refused (private mode): htmx then falls back to location itself
+      }
+    }
+  });
+
+  // Filters search when a value is committed: a text field when it is left or Enter is pressed
+  // (the browser's "change"), a select when chosen from its list. Arrow keys on a closed select
+  // change its value at each press; such a change waits until the select is left or Enter.
+  // A commit waits a moment for a submit that may follow it (leaving a filter for the search
+  // box and pressing Enter), so that one search is sent, not two.
+  var SELECT_KEYS = /^(Arrow(Up|Down|Left|Right)|Home|End|Page(Up|Down)|.)$/;
+  var selectKeyedAt = 0;
+  var pendingSelect = null;
+  var commitTimer = null;
+
+  function commitFilters(form) {
+    pendingSelect = null;
+    window.clearTimeout(commitTimer);
+    commitTimer = window.setTimeout(function () {
+      if (form && window.htmx) window.htmx.trigger(form, "filterscommit");
+    }, 150);
+  }
+
+  document.addEventListener(
+    "submit",
+    function (event) {
+      if (event.target && event.target.id === "search-form") window.clearTimeout(commitTimer);
+    },
+    true
+  );
+
+  document.addEventListener(
+    "keydown",
+    function (event) {
+      var target = event.target;
+      if (!target || target.tagName !== "SELECT" || !target.closest("#filters")) return;
+      if (event.key === "Enter" && pendingSelect === target) {
+        event.preventDefault();
+        commitFilters(target.form);
+        return;
+      }
+      if (SELECT_KEYS.test(event.key)) selectKeyedAt = Date.now();
+    },
+    true
+  );
+
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (!target || !target.closest || !target.closest("#filters")) return;
+    if (target.tagName === "SELECT" && Date.now() - selectKeyedAt < 500) {
+      pendingSelect = target;
+      return;
+    }
+    commitFilters(target.form);
+  });
+
+  document.addEventListener("focusout", function (event) {
+    if (pendingSelect && event.target === pendingSelect) commitFilters(pendingSelect.form);
+  });
+
+  // A field whose message (beside it) is not empty is marked invalid for assistive technology;
+  // the messages arrive with the results, the fields themselves are not replaced.
+  function markInvalidFields() {
+    document.querySelectorAll("#search-form .field-error[data-field]").forEach(function (message) {
+      var field = document.querySelector('#search-form [aria-describedby="' + message.id + '"]');
+      if (!field) return;
+      if (message.textContent.trim()) field.setAttribute("aria-invalid", "true");
+      else field.removeAttribute("aria-invalid");
+    });
+  }
+
+  // "Load more": the first new result takes the focus (a keyboard visitor carries on reading
+  // there instead of starting again from the top of the page).
+  var cardsBeforeMore = -1;
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    cardsBeforeMore =
+      elt && elt.closest && elt.closest("#more")
+        ? document.querySelectorAll("#result-list > .card").length
+        : -1;
+  });
+
+  document.addEventListener("htmx:afterSettle", function (event) {
+    markInvalidFields();
+    if (cardsBeforeMore < 0 || !event.detail.target || event.detail.target.id !== "result-list") {
+      return;
+    }
+    var first = document.querySelectorAll("#result-list > .card")[cardsBeforeMore];
+    cardsBeforeMore = -1;
+    var link = first && first.querySelector(".card-link");
+    if (link) link.focus({ preventScroll: true });
   });
 })();

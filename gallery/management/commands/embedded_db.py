@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from gallery.embedded_db import embedded_database, stop_embedded_database
+from gallery.embedded_db import ensure_server, stop_server
 
 
 class Command(BaseCommand):
@@ -17,12 +18,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
-        pgdata = getattr(settings, "PGDATA", None)
-        if pgdata is None:
+        if settings.PGDATA is None:
             raise CommandError("DATABASE_URL is set: there is no embedded database to manage.")
+        pgdata = Path(settings.PGDATA)
         if action == "stop":
-            stop_embedded_database(pgdata)
+            stop_server(pgdata=pgdata)
             self.stdout.write(f"Stopped the embedded PostgreSQL in {pgdata}.")
             return
-        db = embedded_database(pgdata)
-        self.stdout.write(f"Embedded PostgreSQL running: data {pgdata}, socket {db['HOST']}.")
+        socket_dir = ensure_server(pgdata=pgdata)
+        self.stdout.write(f"Embedded PostgreSQL running: data {pgdata}, socket {socket_dir}.")

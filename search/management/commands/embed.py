@@ -15,7 +15,7 @@ from search.features import (
     missing_artworks,
 )
 from search.pipeline import embed_artworks
-from search.signals import queue_embedding, task_batch_size
+from search.queueing import queue_embedding, task_batch_size
 
 
 class Command(BaseCommand):

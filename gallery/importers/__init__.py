@@ -1,0 +1,1 @@
+"""Importers: each turns one kind of input into records that gallery.importers.common writes."""
