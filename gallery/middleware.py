@@ -76,7 +76,6 @@ class ContentSecurityPolicyMiddleware:
             relaxed = request.path.startswith(("/admin/", "/api/docs"))
             response["Content-Security-Policy"] = self.relaxed if relaxed else self.strict
         response.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-        response.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         return response
 
 

@@ -1,4 +1,4 @@
-"""Image decoding and ingest on real paintings and on generated edge cases (issue 2, item 7).
+"""Image decoding and ingest on real paintings and on generated edge cases.
 
 Every refused image must name the problem and leave nothing behind: no Artwork row and no file
 under MEDIA_ROOT.

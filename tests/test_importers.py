@@ -1,4 +1,4 @@
-"""import_folder and import_aic on real paintings and on bad input (issue 2, items 4, 5, 7)."""
+"""import_folder and import_aic on real paintings and on bad input."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The performance changes of the retriever: halfvec storage, ef_search per input mode, the int8
 query encoder, one-query cache hits, searches overlapped on a second connection, and the keyword
-fallback when the model cannot be loaded (issue 7)."""
+fallback when the model cannot be loaded."""
 
 from __future__ import annotations
 
@@ -265,7 +265,7 @@ def _text_and_document() -> dict[str, Any]:
     }
 
 
-# The model cannot be loaded (issue 7) ----------------------------------------------------------
+# The model cannot be loaded --------------------------------------------------------------------
 @pytest.fixture
 def no_model(settings: Any, tmp_path: Path) -> Any:
     """GALLERY_EMBEDDING_MODEL points at a folder that does not exist, with no fallback."""

@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from gallery.extractors import ExtractorConfigError
+from gallery.jsonfile import read_json_argument
 from gallery.models import Collection
 from gallery.services import collection_create
 
@@ -26,11 +24,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         source = options["config"]
-        try:
-            text = sys.stdin.read() if source == "-" else Path(source).read_text()
-            config = json.loads(text)
-        except (OSError, ValueError) as exc:
-            raise CommandError(f"{source}: {exc}") from exc
+        config = read_json_argument(source)
         if Collection.objects.filter(name=options["name"]).exists():
             raise CommandError(f"A collection named {options['name']!r} exists already.")
         try:

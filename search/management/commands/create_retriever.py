@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from gallery.jsonfile import read_json_argument
 from search.models import Retriever
 
 
@@ -25,11 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         source = options["config"]
-        try:
-            text = sys.stdin.read() if source == "-" else Path(source).read_text()
-            config = json.loads(text)
-        except (OSError, ValueError) as exc:
-            raise CommandError(f"{source}: {exc}") from exc
+        config = read_json_argument(source)
         retriever = Retriever.objects.filter(name=options["name"]).first() or Retriever(
             name=options["name"]
         )
