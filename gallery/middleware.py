@@ -183,14 +183,14 @@ class RateLimitMiddleware:
 
     @staticmethod
     def _spend(key: str, seconds: int) -> int:
-        """Count one request in the window; returns the count so far."""
-        if cache.add(key, 1, timeout=seconds + 1):
-            return 1
+        """Count one request in the window; returns the count so far. Incrementing first costs
+        one cache round trip for every request but a window's first."""
         try:
             return cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=seconds + 1)
-            return 1
+        except ValueError:  # the window's first request, or its key expired just now
+            if cache.add(key, 1, timeout=seconds + 1):
+                return 1
+            return cache.incr(key)  # another process started the window meanwhile
 
     @staticmethod
     def _message(budget: str, count: int, seconds: int, retry: int) -> str:

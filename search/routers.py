@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from ninja import Router
@@ -13,9 +14,10 @@ from pydantic import ValidationError
 
 from gallery.images import mebibytes, too_many_bytes
 from search import case_study
-from search.config import describe_errors
+from search.config import cache_ttl, describe_errors
 from search.errors import ImageTooLarge, RetrievalError
-from search.facets import facet_counts, fused_artwork_ids
+from search.facets import Facets, facet_counts, fused_artwork_ids
+from search.filters import Filters
 from search.retriever import (
     DocRef,
     RetrievalInputs,
@@ -23,6 +25,8 @@ from search.retriever import (
     decode_base64_image,
     execute_retriever,
 )
+from search.retriever.cache import FusedList, get_payload, result_keys
+from search.retriever.plan import plan_searches, retriever_config, stored_retriever
 from search.schemas import (
     PAGE_SIZE_BOUNDS,
     TOP_K_BOUNDS,
@@ -118,16 +122,66 @@ def execute(request: HttpRequest, name: str) -> Any:
         offset=body.offset,
         limit=body.limit,
         top_k=body.top_k,
-        use_cache=body.use_cache,
+        # Without the cache's answer the list still goes into it: the facets read it back.
+        refresh=not body.use_cache,
     )
-    # Counted over the whole fused list, read back through the result cache (so with
-    # use_cache false the list is computed a second time, then cached).
-    ids = fused_artwork_ids(name=name, inputs=inputs, filters=filters, top_k=body.top_k)
-    return {**result_payload(result), "facets": facet_counts(artwork_ids=ids)}
+    facets = _facets(
+        name=name,
+        inputs=inputs,
+        filters=filters,
+        top_k=body.top_k,
+        use_cache=body.use_cache,
+        keep=not result.notices,  # a degraded result is not kept
+    )
+    return result_payload(result, facets=facets)
 
 
-def result_payload(result: RetrievalResult) -> dict[str, Any]:
-    return result.model_dump()
+def _facets(
+    *,
+    name: str,
+    inputs: RetrievalInputs,
+    filters: Filters,
+    top_k: int | None,
+    use_cache: bool,
+    keep: bool,
+) -> Facets:
+    """The facets of the whole fused list, cached beside it: keyed by the fused list's own key,
+    which holds the collection version read first, so a hit never describes older data."""
+    stored = stored_retriever(name=name)
+    plan = plan_searches(
+        config=retriever_config(name=name, stored=stored), inputs=inputs, top_k=top_k
+    )
+    assert stored.config_text is not None  # retriever_config refused a missing one
+    keys = result_keys(
+        config_text=stored.config_text,
+        plan=plan,
+        filters=filters,
+        version=stored.version,
+        offset=0,
+        limit=1,
+    )
+    key = f"{keys.fused}:facets"
+    if use_cache:
+        cached = cache.get(key)
+        if isinstance(cached, Facets):
+            return cached
+    # Counted over the whole fused list: the one the retriever just stored, else read back a
+    # page at a time through the retriever.
+    fused = get_payload(keys.fused, FusedList)
+    if fused is not None:
+        ids = [item.item for item in fused.items]
+    else:
+        ids = fused_artwork_ids(name=name, inputs=inputs, filters=filters, top_k=top_k)
+    facets = facet_counts(artwork_ids=ids)
+    if keep:
+        cache.set(key, facets, timeout=cache_ttl())
+    return facets
+
+
+def result_payload(result: RetrievalResult, *, facets: Facets | None = None) -> ExecuteOut:
+    """The response from a result that is valid already: an ExecuteOut instance, which
+    django-ninja serialises without validating it again."""
+    return ExecuteOut.model_construct(**dict(result), facets=facets)
 
 
 def _doc_ref(value: DocRefIn | None) -> DocRef | None:

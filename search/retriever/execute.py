@@ -29,11 +29,13 @@ def execute_retriever(
     limit: int | None = None,
     use_cache: bool = True,
     top_k: int | None = None,
+    refresh: bool = False,
 ) -> RetrievalResult:
     """Run the retriever `name` (a name, or else an id) on `inputs`; return the page
     [offset, offset + limit) of the fused list (limit: GALLERY_PAGE_SIZE unless given). `top_k`,
-    when given, replaces every search's top_k. Raises RetrievalError (search/errors.py), whose
-    status the API answers with."""
+    when given, replaces every search's top_k. `refresh` reads nothing from the cache but still
+    stores what it runs (for a caller that reads the fused list back next). Raises
+    RetrievalError (search/errors.py), whose status the API answers with."""
     started = time.perf_counter()
     limit = settings.GALLERY_PAGE_SIZE if limit is None else limit
     if offset < 0:
@@ -62,10 +64,10 @@ def execute_retriever(
         limit=limit,
     )
     notices: list[str] = []
-    page = cache.get_payload(keys.page, CachedPage) if use_cache else None
+    page = cache.get_payload(keys.page, CachedPage) if use_cache and not refresh else None
     cache_hit = page is not None
     if page is None:
-        fused = cache.get_payload(keys.fused, FusedList) if use_cache else None
+        fused = cache.get_payload(keys.fused, FusedList) if use_cache and not refresh else None
         cache_hit = fused is not None
         if fused is None:
             fused = run_plan(config=config, plan=plan, filters=filters, notices=notices)
