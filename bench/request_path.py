@@ -1,8 +1,8 @@
 """The API's request path alone: a cache-hit execute and a find-similar, in process (Django's
 test client, optionally under cProfile) and over HTTP (gunicorn on 127.0.0.1), on an existing
-bench database (one that `bench.query --keep-index` left, e.g. gallery_bench_e_20000).
+bench database that `bench.query` loaded (by default `gallery_bench`, at whatever N it was run).
 
-    python -m bench.request_path --database gallery_bench_e_20000 --requests 200 [--profile]
+    python -m bench.request_path [--database gallery_bench] --requests 200 [--profile]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ EXECUTE = "/api/retrievers/default/execute"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--database", default="gallery_bench_e_20000")
+    p.add_argument("--database", default="gallery_bench")
     p.add_argument("--requests", type=int, default=200, help="timed requests per case")
     p.add_argument("--profile", action="store_true", help="cProfile the in-process requests")
     p.add_argument("--no-http", dest="http", action="store_false")
