@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import os
 import signal
 import socket
 import subprocess
@@ -15,6 +16,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PRODUCTION_CONFIG = "python:gallery.gunicorn_conf"
+
+
+def local_production_env(
+    *, database: str, model: Path, media_root: Path, **extra: str
+) -> dict[str, str]:
+    """This process's environment turned into production settings (DEBUG off) for a server on
+    127.0.0.1: a database of its own on the embedded server, a local SigLIP folder and no
+    fallback, never the hub. Variables of the caller's own DJANGO_ and GALLERY_WEB_ settings and
+    DATABASE_URL are dropped, so the server is configured by these alone."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "GALLERY_WEB_"))}
+    env.pop("DATABASE_URL", None)
+    env.update(
+        DJANGO_SETTINGS_MODULE="gallery.settings",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="local-production-" + "k" * 40,
+        ALLOWED_HOSTS="127.0.0.1",
+        SECURE_SSL_REDIRECT="0",
+        GALLERY_DATABASE_NAME=database,
+        GALLERY_EMBEDDING_MODEL=str(model),
+        GALLERY_EMBEDDING_FALLBACK="0",
+        HF_HUB_OFFLINE="1",
+        MEDIA_ROOT=str(media_root),
+        **extra,
+    )
+    return env
 
 
 def free_port() -> int:

@@ -35,6 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.gunicorn_process import local_production_env
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench" / "startup.json"
 DATABASE = "gallery_bench_startup"
@@ -59,24 +61,15 @@ PHRASES = [
 
 
 def _env(*, model: Path, work: Path, mode: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "GALLERY_WEB_"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="gallery.settings",
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY="bench-startup-" + "k" * 40,
-        ALLOWED_HOSTS="127.0.0.1",
-        SECURE_SSL_REDIRECT="0",
-        GALLERY_DATABASE_NAME=DATABASE,
-        GALLERY_EMBEDDING_MODEL=str(model),
-        GALLERY_EMBEDDING_FALLBACK="0",
+    env = local_production_env(
+        database=DATABASE,
+        model=model,
+        media_root=work / "media",
         GALLERY_TORCH_THREADS="1",
-        HF_HUB_OFFLINE="1",
-        MEDIA_ROOT=str(work / "media"),
         GALLERY_RATE_LIMIT_PER_MINUTE="100000",
         GALLERY_WARM_QUERY_ENCODER="0" if mode == "cold" else "1",
         GALLERY_WEB_PRELOAD="1" if mode == "preload" else "0",
     )
-    env.pop("DATABASE_URL", None)
     env.pop("REDIS_CACHE_URL", None)  # each process's own memory cache: no shared result cache
     return env
 

@@ -8,7 +8,10 @@ import io
 import json
 import os
 import struct
+import subprocess
+import sys
 import time
+import uuid
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -158,3 +161,37 @@ def curators_group() -> Any:
     migration = importlib.import_module("gallery.jobs.migrations.0002_curators_group")
     migration.create_curators(apps, None)
     return Group.objects.get(name="Curators")
+
+
+def client_for(user: Any) -> Any:
+    """A test client logged in as `user`, or anonymous for None."""
+    from django.test import Client
+
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def spawn_celery_worker(
+    *, queues: str, name: str, environment: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """A real Celery worker process (prefork, concurrency 1) on `queues`, reaching this test's
+    database and broker through `environment`, its output in `log`. It gets a process group of
+    its own, so that killpg reaches its pool child too."""
+    from django.conf import settings
+
+    command = [
+        sys.executable, "-m", "celery", "-A", "gallery", "worker",
+        "-Q", queues, "--concurrency", "1", "-P", "prefork",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "-n", f"{name}-{uuid.uuid4().hex[:8]}@%h", "--loglevel", "INFO",
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command,
+        cwd=settings.BASE_DIR,
+        env=environment,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )

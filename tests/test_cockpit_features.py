@@ -16,25 +16,11 @@ from gallery.services import artwork_upsert
 from search.models import Embedding, EmbeddingFailure, Feature
 from search.models.embeddings import DIMENSIONS
 from tests.fixtures.broker import queued_ids
-from tests.helpers import curators_group, sample_painting
+from tests.helpers import client_for, sample_painting
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:search_feature_changelist"
-
-
-def client_for(user: User | None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def curator() -> Client:
-    user = User.objects.create_user("registrar", password="not-used", is_staff=True)
-    user.groups.add(curators_group())
-    return client_for(user)
 
 
 def vector(artwork: Artwork, feature: Feature) -> Embedding:

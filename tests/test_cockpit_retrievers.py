@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from search.config import default_config
 from search.models import Retriever
-from tests.helpers import curators_group
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -25,20 +25,6 @@ def retriever() -> Retriever:
         name="default", defaults={"config": default_config()}
     )
     return found
-
-
-def client_for(user: User | None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def curator() -> Client:
-    user = User.objects.create_user("registrar", password="not-used", is_staff=True)
-    user.groups.add(curators_group())
-    return client_for(user)
 
 
 def change_data(retriever: Retriever, config: object) -> dict[str, str]:

@@ -227,15 +227,6 @@ def test_a_refused_archive_fails_the_job_with_its_reason(
 
 
 @pytest.fixture
-def curator(db: None) -> Client:
-    user = User.objects.create_user("registrar", password="not-used", is_staff=True)
-    user.groups.add(curators_group())
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def bare_staff(db: None) -> Client:
     client = Client()
     client.force_login(User.objects.create_user("intern", password="not-used", is_staff=True))

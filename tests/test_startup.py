@@ -24,7 +24,12 @@ from django.conf import settings
 from django.test import Client
 from pytest_django import Settings
 
-from bench.gunicorn_process import free_port, start_gunicorn, wait_answering
+from bench.gunicorn_process import (
+    free_port,
+    local_production_env,
+    start_gunicorn,
+    wait_answering,
+)
 from search.encoder import reset_encoder
 from search.warmup import forget_warm_state, warm_query_encoder, warm_up_running
 from tests.helpers import wait_until
@@ -145,19 +150,8 @@ def _serve(
 def server_env(tmp_path: Path, test_model_dir: Path) -> Iterator[dict[str, str]]:
     """Production settings (DEBUG off), a database of the test's own, the offline test model."""
     database = "gallery_startup" + os.environ.get("GALLERY_TEST_DB_SUFFIX", "")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "GALLERY_WEB"))}
-    env.pop("DATABASE_URL", None)
-    env.update(
-        DJANGO_SETTINGS_MODULE="gallery.settings",
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY="startup-test-" + "k" * 40,
-        ALLOWED_HOSTS="127.0.0.1",
-        SECURE_SSL_REDIRECT="0",
-        GALLERY_DATABASE_NAME=database,
-        GALLERY_EMBEDDING_MODEL=str(test_model_dir),
-        GALLERY_EMBEDDING_FALLBACK="0",
-        HF_HUB_OFFLINE="1",
-        MEDIA_ROOT=str(tmp_path / "media"),
+    env = local_production_env(
+        database=database, model=test_model_dir, media_root=tmp_path / "media"
     )
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"],

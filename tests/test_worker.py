@@ -11,9 +11,7 @@ import functools
 import os
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ from search.encoder import get_encoder, reset_encoder
 from search.features import active_feature, feature_for
 from search.models import Embedding, EmbeddingFailure, Feature
 from search.queueing import embedding_batch
-from tests.helpers import PAINTINGS_DIR, aic_import, wait_until
+from tests.helpers import PAINTINGS_DIR, aic_import, spawn_celery_worker, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -84,19 +82,8 @@ def start_worker(
             "GALLERY_TORCH_THREADS": "1",
             **env,
         }
-        command = [
-            sys.executable, "-m", "celery", "-A", "gallery", "worker",
-            "-Q", "embed,default", "--concurrency", "1", "-P", "prefork",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "-n", f"emb-{uuid.uuid4().hex[:8]}@%h", "--loglevel", "INFO",
-        ]  # fmt: skip
-        process = subprocess.Popen(
-            command,
-            cwd=django_settings.BASE_DIR,
-            env=environment,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: kill() reaches the pool child too
+        process = spawn_celery_worker(
+            queues="embed,default", name="emb", environment=environment, log=log
         )
         worker = Worker(process, log)
         workers.append(worker)
