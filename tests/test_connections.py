@@ -14,7 +14,6 @@ import importlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import connection
 
+from bench.gunicorn_process import free_port
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,12 +43,6 @@ REQUESTS = 600
 def connection_bound() -> int:
     """Connections one web process may hold: its pool plus the retriever's helper threads."""
     return settings.DATABASE_POOL_MAX_SIZE + settings.SEARCH_HELPER_CONNECTIONS
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _request(url: str, body: dict[str, Any] | None = None) -> int:
@@ -87,7 +81,7 @@ def demo_server(encoded_corpus: Any, tmp_path: Path) -> Iterator[tuple[str, list
         # One client address sends everything here: the rate limit is not what is measured.
         GALLERY_RATE_LIMIT_PER_MINUTE="1000000",
     )
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "runserver.log"
     server = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"],
