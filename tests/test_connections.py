@@ -106,16 +106,18 @@ def demo_server(encoded_corpus: Any, tmp_path: Path) -> Iterator[tuple[str, list
             time.sleep(0.3)
         yield base, corpus.ids, log
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
         try:
+            os.killpg(server.pid, signal.SIGTERM)
             server.wait(20)
+        except ProcessLookupError:  # it had already exited (its log is in the failure)
+            pass
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(10)
 
 
 class Sampler(threading.Thread):
-    """Counts the backends connected to `database` (other than its own) every 20 ms.
+    """Counts the client connections to `database` (other than its own) every 20 ms.
 
     A helper thread's connection is closed when its search is done, and its backend is still
     listed for a moment while it exits, beside the helper's next one: `peak` is the largest
@@ -140,9 +142,11 @@ class Sampler(threading.Thread):
             autocommit=True,
         ) as conn:
             while not self.done.is_set():
+                # Client backends only: autovacuum and parallel query workers also list the
+                # database while they run, but they hold slots of their own, not connections.
                 row = conn.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
-                    "AND pid <> pg_backend_pid()",
+                    "AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
                     [self.database],
                 ).fetchone()
                 count = int(row[0]) if row else 0
