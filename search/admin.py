@@ -18,7 +18,7 @@ from django.utils.html import format_html
 
 from search import admin_retrievers  # noqa: F401  (registers the Retriever admin)
 from search.models import Embedding, EmbeddingFailure, Feature
-from search.queueing import forget_stale_vectors, queue_embedding
+from search.queueing import forget_stale_vectors, queue_reembed
 
 
 def _status_feature() -> Feature | None:
@@ -92,7 +92,7 @@ def reembed(
     ids = list(queryset.exclude(image="").values_list("pk", flat=True))
     EmbeddingFailure.objects.filter(artwork_id__in=ids).delete()
     forget_stale_vectors(ids=ids)
-    tasks = queue_embedding(ids=ids, replace=True)
+    tasks = queue_reembed(ids=ids, user=getattr(request, "user", None))  # a run on the jobs page
     if ids and not tasks:
         modeladmin.message_user(
             request,

@@ -88,15 +88,18 @@ def check_siglip(model_name: str, config: Any) -> int:
     return dimensions
 
 
-def load_checkpoint(model_name: str, *, dtype: Any, with_model: bool = True) -> tuple[Any, Any]:
+def load_checkpoint(
+    model_name: str, *, dtype: Any, with_model: bool = True, local_only: bool = False
+) -> tuple[Any, Any]:
     """(model, processor) of a SigLIP checkpoint; with `with_model=False` the model is its config
-    only (the ONNX Runtime encoder needs no PyTorch weights once exported)."""
+    only (the ONNX Runtime encoder needs no PyTorch weights once exported). `local_only`: never
+    reach the hub, whatever HF_HUB_OFFLINE says."""
     from transformers import AutoConfig, AutoModel, AutoProcessor
 
     is_folder = Path(model_name).is_dir()
     if not is_folder and model_name.startswith((".", "/", "~")):
         raise EncoderLoadError(f"Embedding model folder {model_name!r} does not exist.")
-    local_only = is_folder or offline()
+    local_only = local_only or is_folder or offline()
 
     def load(**options: Any) -> tuple[Any, Any]:
         processor = AutoProcessor.from_pretrained(model_name, **options)
@@ -126,3 +129,54 @@ def load_checkpoint(model_name: str, *, dtype: Any, with_model: bool = True) -> 
     config = model if not with_model else model.config
     check_siglip(model_name, config)
     return model, processor
+
+
+# The weight files `from_pretrained` reads, by preference.
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def check_checkpoint(model_name: str, *, dimensions: int) -> None:
+    """EncoderLoadError, saying why, unless `model_name` is a SigLIP checkpoint on this machine
+    (a folder, or a Hugging Face id in the local cache; nothing is downloaded) whose config and
+    processor load with the encoder's own loader, whose weights are there and readable, and
+    whose vectors have `dimensions` numbers. Cheap enough for a request: the weights' header is
+    read, not the weights."""
+    import torch
+
+    model_name = model_name.strip()
+    if not model_name:
+        raise EncoderLoadError("Name a checkpoint.")
+    folder = local_folder(model_name)
+    if folder is None:
+        raise EncoderLoadError(
+            f"{model_name!r} is neither a folder nor a model in this machine's Hugging Face "
+            "cache (nothing is downloaded here)."
+        )
+    config, _processor = load_checkpoint(
+        model_name, dtype=torch.float32, with_model=False, local_only=True
+    )
+    found = check_siglip(model_name, config)
+    if found != dimensions:
+        raise EncoderLoadError(
+            f"{model_name!r} makes {found}-number vectors; this gallery stores {dimensions}."
+        )
+    weights = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
+    if weights is None:
+        raise EncoderLoadError(
+            f"{model_name!r} has a config but no weights ({', '.join(WEIGHT_FILES)})."
+        )
+    if weights.name == "model.safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(weights), framework="pt") as handle:
+                names = list(handle.keys())
+        except Exception as exc:  # safetensors raises its own error types for a bad file
+            raise EncoderLoadError(f"The weights of {model_name!r} cannot be read: {exc}") from exc
+        if not any(name.startswith(("text_model.", "vision_model.")) for name in names):
+            raise EncoderLoadError(f"The weights of {model_name!r} hold no SigLIP towers.")

@@ -1,8 +1,13 @@
 """The SigLIP encoder: text and images to L2-normalised 768-dim vectors in one embedding space.
 
 Any SigLIP checkpoint loads through transformers' AutoModel/AutoProcessor, from a Hugging Face id
-or a local folder (`GALLERY_EMBEDDING_MODEL`). One `Encoder` per process and model, loaded lazily
-on first use (after a Celery worker forks, never at import) behind a lock.
+or a local folder. Each embedding feature names its checkpoint (Feature.model_name): workers load
+the checkpoint of the feature a batch is for, web processes the active feature's
+(search/features.py); `GALLERY_EMBEDDING_MODEL` is the checkpoint of the first feature. One
+`Encoder` per process and checkpoint, loaded lazily on first use (after a Celery worker forks,
+never at import) behind a lock; at most MAX_LOADED_CHECKPOINTS stay loaded, the least recently
+used is dropped first, so a worker filling a second feature holds two models, not every model
+it ever saw.
 
 Settings (declared in gallery/config.py):
   GALLERY_EMBEDDING_MODEL     HF id or folder (default google/siglip-base-patch16-224)
@@ -28,9 +33,11 @@ Settings (declared in gallery/config.py):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -192,8 +199,11 @@ def _stack(parts: list[np.ndarray], dimensions: int) -> np.ndarray:
 
 
 # The per-process encoders -----------------------------------------------------------------------
+# The searched feature's and one being filled beside it, plus a collection's own model.
+MAX_LOADED_CHECKPOINTS = 3
+
 _lock = threading.Lock()
-_encoders: dict[str, Encoder] = {}
+_encoders: OrderedDict[str, Encoder] = OrderedDict()  # least recently used first
 _failures: dict[str, tuple[float, EncoderLoadError]] = {}  # name -> (when, why) of a failed load
 _threads_set = False
 
@@ -256,6 +266,7 @@ def get_encoder(model_name: str | None = None, *, for_queries: bool = False) -> 
     key = f"{variant}:{requested}" if variant else requested
     encoder = _encoders.get(key)
     if encoder is not None:
+        _touch(key)
         return encoder
     with _lock:
         encoder = _encoders.get(key)
@@ -286,7 +297,29 @@ def get_encoder(model_name: str | None = None, *, for_queries: bool = False) -> 
             elif not variant:
                 _encoders.setdefault(encoder.model_name, encoder)
             _encoders[key] = encoder
+            _evict()
     return encoder
+
+
+def _touch(key: str) -> None:
+    with contextlib.suppress(KeyError):  # dropped by another thread meanwhile
+        _encoders.move_to_end(key)
+
+
+def _evict() -> None:
+    """Drop the least recently used encoders (under every name they are kept by) while more
+    than MAX_LOADED_CHECKPOINTS distinct ones are loaded. A caller still holding one keeps using
+    it; its memory goes with the last reference."""
+    while len({id(e) for e in _encoders.values()}) > MAX_LOADED_CHECKPOINTS:
+        _key, oldest = next(iter(_encoders.items()))
+        for name in [k for k, e in _encoders.items() if e is oldest]:
+            del _encoders[name]
+        logger.info("Unloaded %r (least recently used)", oldest)
+
+
+def loaded_checkpoints() -> list[str]:
+    """The checkpoints this process holds an encoder of, least recently used first."""
+    return list(dict.fromkeys(e.model_name for e in list(_encoders.values())))
 
 
 def _quantize_int8(encoder: Encoder) -> None:

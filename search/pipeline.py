@@ -29,9 +29,24 @@ from django.core.files.storage import default_storage
 from django.db import connection
 
 from gallery.images import ImageError, load_image
+from gallery.jobs.services import (
+    embedding_batch_count,
+    embedding_run_accepts_work,
+    embedding_run_fail,
+)
 from gallery.models import Artwork
 from search.encoder import Encoder, EncoderLoadError, get_encoder
-from search.features import activate_when_complete, encoder_for, feature_for, group_by_model
+from search.features import (
+    FeatureMismatch,
+    activate_first_feature,
+    encoder_for,
+    encoder_for_feature,
+    feature_for,
+    features_being_filled,
+    finish_run_if_complete,
+    group_by_model,
+    target_feature,
+)
 from search.models import Embedding, EmbeddingFailure, Feature
 from search.vector_adapters import as_halfvec, vector_cursor
 
@@ -86,6 +101,45 @@ def decode_threads() -> int:
     return max(1, int(configured))
 
 
+def embed_batch(
+    *,
+    ids: list[int],
+    replace: bool = False,
+    feature_id: int | None = None,
+    job_id: int | None = None,
+    batch: int | None = None,
+) -> EmbedReport | None:
+    """What a worker runs for one queued batch: for the feature `feature_id` (its checkpoint is
+    loaded), else for the features the artworks are searched with. A batch of an embedding run
+    first checks in the database that its run still wants it (a cancelled run's queued batches
+    do nothing: None), and afterwards counts its outcome into the run once."""
+    if job_id is not None and not embedding_run_accepts_work(job_id=job_id):
+        logger.info("Batch %s of embedding run %s skipped: the run was stopped", batch, job_id)
+        return None
+    if feature_id is None:
+        report = embed_artworks(ids=ids, replace=replace)
+    else:
+        feature = Feature.objects.filter(pk=feature_id).first()
+        try:
+            if feature is None:
+                raise EncoderLoadError(f"the feature {feature_id} was deleted")
+            encoder = encoder_for_feature(feature)
+        except (EncoderLoadError, FeatureMismatch) as exc:
+            if job_id is None:
+                raise
+            embedding_run_fail(job_id=job_id, message=f"A worker cannot embed this run: {exc}")
+            return None
+        report = embed_artworks(ids=ids, encoder=encoder, feature=feature, replace=replace)
+    if job_id is not None and batch is not None:
+        embedding_batch_count(job_id=job_id, number=batch, failures=report.failures)
+        added = finish_run_if_complete(job_id=job_id)
+        if added:
+            from search.queueing import queue_run_batches
+
+            queue_run_batches(job_id=job_id, numbers=added)
+    return report
+
+
 def embed_artworks(
     *,
     ids: Iterable[int],
@@ -96,17 +150,31 @@ def embed_artworks(
     threads: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> EmbedReport:
-    """Compute and store vectors for the artworks `ids` under `feature` (default: the loaded
-    encoder's). `replace` recomputes vectors that are already current. Given no encoder, each
-    artwork is embedded with the model of its collection's feature extractor."""
+    """Compute and store vectors for the artworks `ids` under `feature` (with its checkpoint,
+    unless an `encoder` is given; given only an encoder, under the encoder's feature). `replace`
+    recomputes vectors that are already current. Given neither, each artwork is embedded with
+    the model of its collection's feature extractor: the default checkpoint's collections under
+    the active feature and under any feature an embedding run is filling; and the first
+    feature becomes active once complete when none is yet."""
     if encoder is None and feature is None:
         report = EmbedReport()
         for location, group in group_by_model(list(ids)).items():
+            if location is None:
+                for target, target_encoder in _default_targets():
+                    part = embed_artworks(
+                        ids=group,
+                        encoder=target_encoder,
+                        feature=target,
+                        replace=replace,
+                        batch_size=batch_size,
+                        threads=threads,
+                        on_progress=on_progress,
+                    )
+                    report.merge(part)
+                continue
             try:
                 group_encoder = encoder_for(location)
             except EncoderLoadError as exc:
-                if location is None:
-                    raise  # the configured model: the whole worker is misconfigured
                 # One collection's model is missing: the other collections still get embedded.
                 logger.error("Collection model %s cannot be loaded: %s", location, exc)
                 report.failed += len(group)
@@ -121,8 +189,11 @@ def embed_artworks(
                 on_progress=on_progress,
             )
             report.merge(part)
+        activate_first_feature()
         return report
-    encoder = encoder or get_encoder()
+    if encoder is None:
+        assert feature is not None
+        encoder = encoder_for_feature(feature)
     feature = feature or feature_for(encoder)
     batch_size = batch_size or model_batch_size(encoder)
     report = EmbedReport()
@@ -151,9 +222,25 @@ def embed_artworks(
             _embed_batch(batch, encoder=encoder, feature=feature, replace=replace, report=report)
             if on_progress:
                 on_progress(len(batch))
-    if not feature.is_active:
-        activate_when_complete(feature=feature)
     return report
+
+
+def _default_targets() -> list[tuple[Feature, Encoder]]:
+    """The features the default checkpoint's collections are embedded under, with their
+    encoders: the searched one (the first one, none being active yet: a checkpoint that cannot
+    load is the worker's misconfiguration and raises), and those being filled (one that cannot
+    load here is left out; its own run reports it)."""
+    searched = target_feature()
+    encoder = encoder_for_feature(searched) if searched.is_active else get_encoder()
+    targets = [(searched, encoder)]
+    for feature in features_being_filled():
+        if feature.pk == searched.pk:
+            continue
+        try:
+            targets.append((feature, encoder_for_feature(feature)))
+        except (EncoderLoadError, FeatureMismatch) as exc:
+            logger.error("Feature %s is not embedded here: %s", feature, exc)
+    return targets
 
 
 def _yield_to_model() -> None:

@@ -4,6 +4,11 @@ queue in batches of GALLERY_EMBED_TASK_BATCH.
 The old vectors of a changed image are deleted at once (they describe a picture that is gone),
 then the ids are queued. A broker that is down never breaks an import: the failure is logged and
 `manage.py embed --missing` catches up later.
+
+Embedding runs (a new feature, a re-embed, "queue the missing ones", a retry) are jobs
+(gallery/jobs): `start_run` queues the run's start task on the `default` queue, which picks the
+artworks and queues the run's batches (`plan_and_queue_run`); each batch names the run and the
+feature it fills, and is counted into the run once embedded (search/pipeline.py).
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models import F
 
-from search.models import Embedding, EmbeddingFailure
+from gallery.jobs.models import Job, JobBatch
+from gallery.jobs.services import embedding_run_create, embedding_run_fail, embedding_run_plan
+from search.models import Embedding, EmbeddingFailure, Feature
 
 logger = logging.getLogger(__name__)
 
@@ -115,3 +123,107 @@ def queue_embedding(*, ids: Iterable[int], replace: bool = False) -> int:
 def reset_broker_backoff() -> None:
     global _broker_down_until
     _broker_down_until = 0.0
+
+
+# Embedding runs --------------------------------------------------------------------------------
+START_QUEUE = "default"
+
+
+def start_run(*, job: Job) -> None:
+    """Queue the run's start task once the transaction that created the job commits (the start
+    task picks the artworks and queues the batches: never a request's work). A broker that
+    cannot be reached fails the job with a message saying so."""
+
+    def send() -> None:
+        from search.tasks import start_embedding_run
+
+        try:
+            start_embedding_run.apply_async(args=[job.pk], queue=START_QUEUE, retry=False)
+        except Exception as exc:  # kombu and redis raise many types; the job must say why
+            logger.error("could not queue embedding run %s: %s", job.pk, exc)
+            _unqueued(job_id=job.pk, exc=exc)
+
+    transaction.on_commit(send)
+
+
+def _unqueued(*, job_id: int, exc: Exception) -> None:
+    embedding_run_fail(
+        job_id=job_id,
+        message=f"The run could not be queued (the broker is unreachable: {exc}). "
+        "Retry it once the broker is back.",
+    )
+
+
+def run_artworks(*, job: Job) -> list[int]:
+    """The artworks a run covers: its own list, or what its feature lacks now."""
+    from search.features import missing_artworks, target_feature
+
+    if job.parameters.get("scope") == "ids":
+        return [int(i) for i in job.parameters.get("ids", [])]
+    feature_id = job.parameters.get("feature_id")
+    feature = Feature.objects.filter(pk=feature_id).first() if feature_id else target_feature()
+    if feature is None:
+        return []
+    return list(missing_artworks(feature).order_by("pk").values_list("pk", flat=True))
+
+
+def plan_and_queue_run(*, job_id: int) -> int:
+    """Start a run: its batches are planned once (a start task delivered twice finds them) and
+    those not yet counted are queued. Returns the number of batches queued."""
+    from search.features import finish_run_if_complete
+
+    job = Job.objects.filter(pk=job_id, kind=Job.Kind.EMBEDDING).first()
+    if job is None or job.is_final:
+        return 0
+    ids = run_artworks(job=job) if job.total is None else []
+    batches = embedding_run_plan(job=job, ids=ids, batch_size=task_batch_size())
+    if not batches:
+        finish_run_if_complete(job_id=job.pk)  # nothing to embed: done (and activated) now
+        return 0
+    return queue_run_batches(job_id=job.pk, numbers=[b.number for b in batches if not b.counted])
+
+
+def queue_run_batches(*, job_id: int, numbers: list[int]) -> int:
+    """Publish the run's batches `numbers` on the `embed` queue. Returns how many were queued;
+    a broker failure fails the run, saying why."""
+    from search.tasks import embed_artworks
+
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or not numbers:
+        return 0
+    parameters = job.parameters
+    rows = JobBatch.objects.filter(job_id=job_id, number__in=numbers).order_by("number")
+    queued = 0
+    try:
+        for number, ids in rows.values_list("number", "artwork_ids"):
+            embed_artworks.apply_async(
+                args=[ids],
+                kwargs={
+                    "replace": bool(parameters.get("replace")),
+                    "feature_id": parameters.get("feature_id"),
+                    "job_id": job_id,
+                    "batch": number,
+                },
+                retry=True,
+                retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.5},
+            )
+            queued += 1
+    except Exception as exc:  # kombu/redis raise many types; the run must say why
+        logger.error("could not queue the batches of embedding run %s: %s", job_id, exc)
+        _unqueued(job_id=job_id, exc=exc)
+    return queued
+
+
+def queue_reembed(*, ids: Iterable[int], user: User | AnonymousUser | None) -> int:
+    """Recompute the vectors of `ids` under the features they are searched with, as an
+    embedding run started by `user` (followed on the jobs page). Returns the number of batches
+    queued; 0 when the broker is unreachable (the run says so)."""
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        return 0
+    job = embedding_run_create(
+        feature_id=None, feature_name="", checkpoint="", activate=False, ids=ids, replace=True,
+        user=user,
+    )  # fmt: skip
+    batches = embedding_run_plan(job=job, ids=ids, batch_size=task_batch_size())
+    return queue_run_batches(job_id=job.pk, numbers=[b.number for b in batches])

@@ -4,17 +4,22 @@ with a curator, a staff user without permissions and an anonymous visitor."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
+from kombu import Connection, Queue
+from pytest_django import DjangoCaptureOnCommitCallbacks
 
+from gallery.jobs.models import Job
 from gallery.models import Artwork
 from gallery.services import artwork_upsert
 from search.models import Embedding, EmbeddingFailure, Feature
 from search.models.embeddings import DIMENSIONS
+from search.queueing import plan_and_queue_run
 from tests.fixtures.broker import queued_ids
 from tests.helpers import client_for, sample_painting
 
@@ -116,14 +121,39 @@ def test_the_jobs_page_follows_each_feature(
     assert 'hx-trigger="every 2s"' in html
 
 
+def start_tasks(url: str) -> list[int]:
+    """The embedding runs whose start task waits on the `default` queue (taken off it)."""
+    jobs = []
+    with Connection(url, connect_timeout=5) as conn:
+        queue = Queue("default").bind(conn.channel())
+        while (message := queue.get(no_ack=True)) is not None:
+            assert message.headers["task"] == "search.tasks.start_embedding_run"
+            args, _kwargs, _embed = json.loads(message.body)
+            jobs.append(args[0])
+    return jobs
+
+
 def test_a_curator_queues_the_missing_and_the_failed(
-    curator: Client, switch: tuple[Feature, Feature, list[Artwork]], embed_broker: str
+    curator: Client,
+    switch: tuple[Feature, Feature, list[Artwork]],
+    embed_broker: str,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     _, new, artworks = switch
     for which in ("missing", "failed"):
         url = reverse("admin:jobs_job_queue_embeddings", args=[new.pk, which])
-        assert curator.post(url).status_code == 302
+        with django_capture_on_commit_callbacks(execute=True):
+            assert curator.post(url).status_code == 302
+        # An embedding run (a job), started by its own task: never in the request.
+        job = Job.objects.filter(kind=Job.Kind.EMBEDDING).latest("pk")
+        assert (job.state, job.created_by.username) == ("queued", "registrar")  # type: ignore[union-attr]
+        assert job.parameters["feature_id"] == new.pk and not job.parameters["activate"]
+        assert start_tasks(embed_broker) == [job.pk]
+        assert queued_ids(embed_broker) == []
+        plan_and_queue_run(job_id=job.pk)  # what the worker's start task does
         assert queued_ids(embed_broker) == [[artworks[1].pk]], which
+        job.refresh_from_db()
+        assert (job.state, job.total, job.pending) == ("running", 1, 1)
 
 
 def test_others_cannot_queue_embeddings(
@@ -135,12 +165,21 @@ def test_others_cannot_queue_embeddings(
     for client, status in ((client_for(None), 302), (client_for(bare), 403)):
         assert client.post(url).status_code == status
     assert queued_ids(embed_broker) == []
+    assert not Job.objects.exists()
 
 
 def test_an_unreachable_broker_is_said_not_hidden(
-    curator: Client, switch: tuple[Feature, Feature, list[Artwork]], dead_broker: None
+    curator: Client,
+    switch: tuple[Feature, Feature, list[Artwork]],
+    dead_broker: None,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     _, new, _ = switch
     url = reverse("admin:jobs_job_queue_embeddings", args=[new.pk, "missing"])
-    response = curator.post(url, follow=True)
-    assert "The broker is unreachable: nothing was queued." in response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = curator.post(url, follow=True)
+    job = Job.objects.get()
+    assert job.state == "failed"
+    assert job.message.startswith("The run could not be queued (the broker is unreachable")
+    response = curator.get(reverse("admin:jobs_job_changelist"))
+    assert "The run could not be queued (the broker is unreachable" in response.content.decode()

@@ -222,14 +222,16 @@ def test_model_switch_fills_in_the_background_then_activates(
     new = feature_for(get_encoder())
     assert new.name != old.name
 
-    embed_artworks(ids=ids[:3])  # the switch in progress: 3 of 4
+    embed_artworks(ids=ids[:3], feature=new)  # the switch in progress: 3 of 4
     assert active_feature() == old and not Feature.objects.get(pk=new.pk).is_active
     encoder, feature = query_encoder()  # queries keep using the old model and its vectors
     assert feature == old and encoder.feature_name == old.name
     assert activate_when_complete(feature=new) is False
 
-    embed_artworks(ids=ids[3:])
-    assert active_feature() == new  # complete: switched by the last batch
+    embed_artworks(ids=ids[3:], feature=new)
+    assert active_feature() == old  # complete, but switched only when asked
+    assert activate_when_complete(feature=new) is True
+    assert active_feature() == new
     encoder, feature = query_encoder()
     assert feature == new and encoder.feature_name == new.name
     # Vectors of the two models differ; both sets remain stored, searches use one.

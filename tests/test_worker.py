@@ -210,7 +210,7 @@ def test_model_switch_through_the_worker(
     settings.GALLERY_EMBEDDING_MODEL = str(second_test_model_dir)
     reset_encoder()
     new = feature_for(get_encoder())
-    call_command("embed", "--missing")  # queues the 4 under the new feature
+    call_command("embed", "--checkpoint", str(second_test_model_dir), "--activate")  # 4 queued
     assert active_feature() == old  # nothing computed yet: searches stay on the old vectors
     worker = start_worker(model=second_test_model_dir)
     wait_for(lambda: active_feature() == new, timeout=180, worker=worker, what="the switch")

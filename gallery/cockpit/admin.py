@@ -1,9 +1,10 @@
-"""The jobs page in the admin: the list of imports with live counts (htmx polling), the import
-forms, cancel, retry and the per-record errors as CSV.
+"""The jobs page in the admin: the list of imports and embedding runs with live counts (htmx
+polling), the import forms, cancel, retry and the per-record errors as CSV.
 
 Every view goes through the admin site (staff login, CSRF) and checks the model permission it
 needs: starting an import needs `jobs.add_job`, cancel and retry `jobs.change_job`, the list and
-the errors `jobs.view_job`.
+the errors `jobs.view_job`; queueing a feature's missing or failed artworks `search.change_feature`
+and `jobs.add_job`.
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ class JobAdmin(admin.ModelAdmin):
             "title": "Jobs",
             "opts": self.model._meta,
             "can_import": self.has_add_permission(request),
+            "can_add_feature": request.user.has_perm("search.add_feature")
+            and self.has_add_permission(request),
         }
         return TemplateResponse(request, "admin/jobs/job/jobs.html", context)
 
@@ -149,7 +152,7 @@ class JobAdmin(admin.ModelAdmin):
             or any(run.busy for run in runs),
             "poll_seconds": POLL_SECONDS,
             "can_change": self.has_change_permission(request),
-            "can_queue_embeddings": request.user.has_perm("search.change_feature"),
+            "can_queue_embeddings": self._can_queue_embeddings(request),
         }
 
     @staticmethod
@@ -249,21 +252,23 @@ class JobAdmin(admin.ModelAdmin):
             messages.success(request, f"{retry} is queued: it retries {job}.")
         return HttpResponseRedirect(reverse("admin:jobs_job_changelist"))
 
+    def _can_queue_embeddings(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("search.change_feature") and self.has_add_permission(request)
+
     def queue_embeddings_view(
         self, request: HttpRequest, feature_id: int, which: str
     ) -> HttpResponse:
-        self._require(request.user.has_perm("search.change_feature"))
+        self._require(self._can_queue_embeddings(request))
         return require_POST(self._queue_embeddings)(request, feature_id, which)
 
     def _queue_embeddings(self, request: HttpRequest, feature_id: int, which: str) -> HttpResponse:
         feature = get_object_or_404(Feature, pk=feature_id)
         if which not in ("missing", "failed"):
             raise Http404("Queue 'missing' or 'failed'.")
-        count = (queue_missing if which == "missing" else queue_failed)(feature=feature)
-        if count is None:
-            messages.error(request, "The broker is unreachable: nothing was queued. Try later.")
-        else:
-            messages.success(request, f"{count} {which} artwork(s) of {feature} are queued.")
+        job = (queue_missing if which == "missing" else queue_failed)(
+            feature=feature, user=request.user
+        )
+        messages.success(request, f"{job} is queued: the {which} artworks of {feature}.")
         return HttpResponseRedirect(reverse("admin:jobs_job_changelist"))
 
     def errors_view(self, request: HttpRequest, job_id: int) -> HttpResponseBase:
@@ -284,7 +289,7 @@ class JobAdmin(admin.ModelAdmin):
             for row in job_error_rows(job=job):
                 yield writer.writerow(row)
 
-        name = slugify(f"job-{job.pk}-{job.collection.name}-errors")
+        name = slugify(f"job-{job.pk}-{job.collection or job.get_kind_display()}-errors")
         return StreamingHttpResponse(
             rows(),
             content_type="text/csv; charset=utf-8",

@@ -1,19 +1,24 @@
-"""Embedding runs as the jobs page shows them: per feature, its current vectors, the artworks it
+"""Embeddings as the jobs page shows them: per feature, its current vectors, the artworks it
 still lacks, its failures, and the recent throughput (vectors written in the last few minutes)
-with the time left at that pace. Embedding work is queued per batch by imports and edits; these
-rows follow it by what is in the database, so they need no bookkeeping in the workers."""
+with the time left at that pace; these rows follow imports' embedding by what is in the
+database. What a curator starts (a new feature, the missing or failed ones of a feature) is an
+embedding run: a job of its own on the same page (search/queueing.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.contrib.auth.models import AnonymousUser, User
+from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from search.features import missing_artworks
+from gallery.jobs.models import Job
+from gallery.jobs.services import embedding_run_create
+from search.features import feature_create, missing_artworks
 from search.models import EmbeddingFailure, Feature
-from search.queueing import queue_embedding
+from search.queueing import start_run
 
 RATE_WINDOW = timedelta(minutes=5)
 
@@ -61,22 +66,44 @@ def embedding_runs() -> list[EmbeddingRun]:
     ]
 
 
-def queue_missing(*, feature: Feature) -> int | None:
-    """Queue every artwork the feature lacks (what `manage.py embed --missing` does); returns
-    how many, None when the broker could not be reached. Each is embedded with its collection's
-    model."""
-    return _queue(list(missing_artworks(feature).values_list("pk", flat=True)))
+def queue_missing(*, feature: Feature, user: User | AnonymousUser | None) -> Job:
+    """An embedding run over every artwork the feature lacks when it starts (what `manage.py
+    embed --missing` does); queued when the caller's transaction commits."""
+    return _run(feature=feature, ids=None, activate=False, user=user)
 
 
-def queue_failed(*, feature: Feature) -> int | None:
-    """Queue again the artworks whose embedding failed under the feature; returns how many,
-    None when the broker could not be reached."""
-    return _queue(
-        list(EmbeddingFailure.objects.filter(feature=feature).values_list("artwork_id", flat=True))
+def queue_failed(*, feature: Feature, user: User | AnonymousUser | None) -> Job:
+    """An embedding run over the artworks whose embedding failed under the feature."""
+    ids = list(
+        EmbeddingFailure.objects.filter(feature=feature)
+        .order_by("artwork_id")
+        .values_list("artwork_id", flat=True)
     )
+    return _run(feature=feature, ids=ids, activate=False, user=user)
 
 
-def _queue(ids: list[int]) -> int | None:
-    if not ids:
-        return 0
-    return len(ids) if queue_embedding(ids=ids) else None
+def build_feature(
+    *, checkpoint: str, name: str, activate: bool, user: User | AnonymousUser | None
+) -> tuple[Feature, Job]:
+    """A new feature from `checkpoint` (checked offline; FeatureCheckError says which input is
+    wrong) and the run that fills it, switched to when complete if `activate`."""
+    with transaction.atomic():
+        feature = feature_create(checkpoint=checkpoint, name=name)
+        job = _run(feature=feature, ids=None, activate=activate, user=user)
+    return feature, job
+
+
+def _run(
+    *, feature: Feature, ids: list[int] | None, activate: bool, user: User | AnonymousUser | None
+) -> Job:
+    with transaction.atomic():
+        job = embedding_run_create(
+            feature_id=feature.pk,
+            feature_name=feature.name,
+            checkpoint=feature.model_name,
+            activate=activate,
+            ids=ids,
+            user=user,
+        )
+        start_run(job=job)
+    return job

@@ -146,3 +146,35 @@ class NgaImportForm(ImportForm):
             "limit": self.cleaned_data["limit"],
             "classification": self.cleaned_data["classification"].strip(),
         }
+
+
+class NewFeatureForm(forms.Form):
+    """A new embedding feature from a SigLIP checkpoint, filled by an embedding run. The
+    checkpoint is checked offline when the feature is made (search.features.check_new_feature)."""
+
+    checkpoint = forms.CharField(
+        max_length=500,
+        widget=forms.TextInput(attrs={"size": 70}),
+        help_text="A SigLIP checkpoint on this machine: a Hugging Face id in its cache (e.g. "
+        "google/siglip-base-patch16-224) or a folder saved with save_pretrained. Nothing is "
+        "downloaded; every embedding worker must have it at the same place.",
+    )
+    name = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="The feature's name. Empty: the checkpoint's name and the encoder version, "
+        "e.g. siglip-base-patch16-224@v1.",
+    )
+    activate = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Activate when complete",
+        help_text="Searches switch to this feature once every artwork has a vector under it; "
+        "until then they keep the active one. Unticked, activate it yourself later.",
+    )
+
+    def clean_name(self) -> str:
+        value: str = self.cleaned_data["name"].strip()
+        if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,199}", value):
+            raise forms.ValidationError("Use letters, digits and . _ @ - (no spaces).")
+        return value

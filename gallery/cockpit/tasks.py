@@ -1,4 +1,5 @@
-"""The Celery task that runs a job (on the `default` queue), and its queueing."""
+"""The Celery task that runs an import job (on the `default` queue), and the queueing of any job
+(an embedding run's start task is search's)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.db import transaction
 
 from gallery.jobs.models import Job
 from gallery.jobs.runner import run_job
-from search.queueing import embedding_batch
+from search.queueing import embedding_batch, start_run
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ def run_import_job(job_id: int) -> str | None:
 def queue_job(*, job: Job) -> None:
     """Queue the job's task once the transaction that created it commits. A broker that cannot
     be reached fails the job with a message saying so (it can be retried from the jobs page)."""
+    if job.kind == Job.Kind.EMBEDDING:
+        start_run(job=job)
+        return
 
     def send() -> None:
         try:

@@ -1,7 +1,10 @@
-"""A job (an import started from the admin) and the records it could not import.
+"""A job (an import or an embedding run started from the admin) and the records it could not
+process.
 
 The state lives here, not in the worker: a worker that dies mid-job has its task delivered again,
-and the runner resumes after the records already counted (gallery/jobs/runner.py).
+and the runner resumes after the records already counted (gallery/jobs/runner.py). An embedding
+run is split into batches (JobBatch) that workers embed independently; each batch's outcome is
+counted once, however often the broker delivers it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         ZIP_IMPORT = "zip_import", "ZIP import"
         NGA_IMPORT = "nga_import", "NGA import"
+        EMBEDDING = "embedding", "Embedding run"
 
     class State(models.TextChoices):
         QUEUED = "queued", "queued"
@@ -31,9 +35,12 @@ class Job(models.Model):
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
-    collection = models.ForeignKey(Collection, on_delete=models.PROTECT, related_name="jobs")
-    # The importer's options (source label, IIIF width, limit, classification, record ids to
-    # retry); its input files are under `workdir`.
+    # The collection an import writes into; none for an embedding run.
+    collection = models.ForeignKey(
+        Collection, on_delete=models.PROTECT, related_name="jobs", null=True, blank=True
+    )
+    # An import's options (source label, IIIF width, limit, classification, record ids to retry;
+    # its input files are under `workdir`), or an embedding run's (gallery/jobs/services.py).
     parameters = models.JSONField(default=dict, blank=True)
     workdir = models.CharField(max_length=500, blank=True)
     total = models.PositiveIntegerField(null=True, blank=True)
@@ -59,7 +66,15 @@ class Job(models.Model):
         indexes = [models.Index(fields=["state"])]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} #{self.pk} into {self.collection}"
+        return f"{self.get_kind_display()} #{self.pk} {self.target}"
+
+    @property
+    def target(self) -> str:
+        """What the job writes into: its collection, or the feature an embedding run fills."""
+        if self.kind == self.Kind.EMBEDDING:
+            feature = self.parameters.get("feature_name")
+            return f"for {feature}" if feature else "for the searched feature"
+        return f"into {self.collection}"
 
     @property
     def is_final(self) -> bool:
@@ -98,3 +113,24 @@ class JobError(models.Model):
 
     def __str__(self) -> str:
         return f"{self.record_id}: {self.reason}"
+
+
+class JobBatch(models.Model):
+    """One batch of an embedding run: the artworks it covers, and once a worker has embedded
+    them, their outcome. `counted` flips once, so a batch delivered twice counts once."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="batches")
+    number = models.PositiveIntegerField()
+    artwork_ids = models.JSONField(default=list)
+    counted = models.BooleanField(default=False)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "number"], name="jobbatch_job_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.number} of job {self.job_id}"

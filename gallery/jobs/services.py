@@ -1,7 +1,13 @@
-"""Creating, cancelling and retrying jobs, and where their input files live.
+"""Creating, cancelling and retrying jobs, where their input files live, and the bookkeeping of
+embedding runs (their batches and counts).
 
-Queueing a job's task is the caller's part (the admin, above the retrieval layer): these functions
-only write the database and the job's folder.
+Queueing a job's task is the caller's part (the admin, above the retrieval layer; the retrieval
+layer for an embedding run's batches): these functions only write the database and the job's
+folder. An embedding run's parameters: `feature_id` and `feature_name` (the feature it fills;
+none: each artwork's searched feature), `checkpoint`, `activate` (make the feature the searched
+one once complete), `replace` (recompute current vectors), `scope` ("missing": every artwork the
+feature lacks when the run starts; "ids": the artworks in `ids`, kept in its batches once
+planned).
 """
 
 from __future__ import annotations
@@ -16,11 +22,11 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from gallery.jobs.archives import ArchiveLimits
-from gallery.jobs.models import Job
+from gallery.jobs.models import Job, JobBatch, JobError
 from gallery.models import Collection
 
 # Input files a job may hold, by role; the runner reads them from the job's folder.
@@ -96,8 +102,10 @@ def _store(upload: UploadedFile, target: Path) -> None:
 
 
 def job_cancel(*, job: Job) -> bool:
-    """Ask a job to stop. A queued job is cancelled at once; a running one stops after the
-    records in hand (the runner checks between small batches). False if it had finished."""
+    """Ask a job to stop. A queued job is cancelled at once; a running import stops after the
+    records in hand (the runner checks between small batches); a running embedding run is
+    cancelled at once: its queued batches find it so and do nothing, the batches being embedded
+    finish. False if it had finished."""
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
         if job.is_final:
@@ -107,6 +115,13 @@ def job_cancel(*, job: Job) -> bool:
         if job.state == Job.State.QUEUED:
             job.state, job.finished_at = Job.State.CANCELLED, timezone.now()
             job.message = "Cancelled before it started."
+            fields += ["state", "finished_at", "message"]
+        elif job.kind == Job.Kind.EMBEDDING:
+            job.state, job.finished_at = Job.State.CANCELLED, timezone.now()
+            job.message = (
+                f"Cancelled after {job.done + job.failed} of {job.total or 0} artwork(s); "
+                "batches already being embedded finish."
+            )
             fields += ["state", "finished_at", "message"]
         job.save(update_fields=fields)
     return True
@@ -119,6 +134,8 @@ def job_retry(*, job: Job, user: User | AnonymousUser | None) -> Job:
     job = Job.objects.select_related("collection").get(pk=job.pk)
     if not job.is_final:
         raise ValueError("the job has not finished yet")
+    if job.kind == Job.Kind.EMBEDDING:
+        return _embedding_run_retry(job=job, user=user)
     failed_ids = list(job.errors.values_list("record_id", flat=True))
     # A job fails as a whole (records that fail leave it "done"), so it is run again whole.
     whole = job.state in {Job.State.FAILED, Job.State.CANCELLED}
@@ -143,6 +160,27 @@ def job_retry(*, job: Job, user: User | AnonymousUser | None) -> Job:
             if source.is_file():
                 _link_or_copy(source, folder / source.name)
     return retry
+
+
+def _embedding_run_retry(*, job: Job, user: User | AnonymousUser | None) -> Job:
+    """The artworks that failed, or the whole run again (only what is still missing, for a
+    "missing" run) when it failed as a whole or was cancelled."""
+    whole = job.state in {Job.State.FAILED, Job.State.CANCELLED}
+    parameters = dict(job.parameters)
+    if whole and parameters.get("scope") == "ids" and "ids" not in parameters:
+        planned = job.batches.order_by("number").values_list("artwork_ids", flat=True)
+        parameters["ids"] = [pk for ids in planned for pk in ids]
+    if not whole:
+        failed_ids = [int(i) for i in job.errors.values_list("record_id", flat=True)]
+        if not failed_ids:
+            raise ValueError("no artwork failed")
+        parameters.update(scope="ids", ids=failed_ids)
+    return Job.objects.create(
+        kind=Job.Kind.EMBEDDING,
+        parameters=parameters,
+        retry_of=job,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -171,3 +209,115 @@ def _cell(value: str) -> str:
 
 def active_jobs() -> QuerySet[Job]:
     return Job.objects.exclude(state__in=Job.FINAL_STATES)
+
+
+# Embedding runs ------------------------------------------------------------------------------
+
+
+def embedding_run_create(
+    *,
+    feature_id: int | None,
+    feature_name: str,
+    checkpoint: str,
+    activate: bool,
+    ids: list[int] | None = None,
+    replace: bool = False,
+    user: User | AnonymousUser | None,
+) -> Job:
+    """A queued embedding run: over `ids`, or (None) every artwork the feature lacks when the
+    run starts."""
+    parameters: dict[str, Any] = {
+        "feature_id": feature_id,
+        "feature_name": feature_name,
+        "checkpoint": checkpoint,
+        "activate": activate,
+        "replace": replace,
+        "scope": "missing" if ids is None else "ids",
+    }
+    if ids is not None:
+        parameters["ids"] = list(ids)
+    return Job.objects.create(
+        kind=Job.Kind.EMBEDDING,
+        parameters=parameters,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+
+
+def embedding_run_plan(*, job: Job, ids: list[int], batch_size: int) -> list[JobBatch]:
+    """Split the run into batches of `batch_size` artworks and mark it running; planned once:
+    a run planned before (a start task delivered again) keeps its batches, which are returned.
+    Runs in the caller's transaction, under a lock on the job."""
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        existing = list(locked.batches.all())
+        if existing or locked.total is not None:
+            return existing
+        batches = JobBatch.objects.bulk_create(
+            JobBatch(job=locked, number=number, artwork_ids=ids[start : start + batch_size])
+            for number, start in enumerate(range(0, len(ids), batch_size))
+        )
+        # The batches hold the ids from now on: the job row, read by every jobs page, stays small.
+        parameters = {k: v for k, v in locked.parameters.items() if k != "ids"}
+        Job.objects.filter(pk=locked.pk).update(
+            state=Job.State.RUNNING,
+            total=len(ids),
+            started_at=locked.started_at or timezone.now(),
+            parameters=parameters,
+        )
+    return batches
+
+
+def embedding_run_extend(*, job: Job, ids: list[int], batch_size: int) -> list[JobBatch]:
+    """More batches for a running run (artworks that appeared while it ran), numbered after its
+    last one. Call it holding the job's row lock."""
+    last = job.batches.order_by("-number").values_list("number", flat=True).first()
+    first = 0 if last is None else last + 1
+    batches = JobBatch.objects.bulk_create(
+        JobBatch(job=job, number=first + n, artwork_ids=ids[start : start + batch_size])
+        for n, start in enumerate(range(0, len(ids), batch_size))
+    )
+    Job.objects.filter(pk=job.pk).update(total=F("total") + len(ids))
+    return batches
+
+
+def embedding_run_accepts_work(*, job_id: int) -> bool:
+    """Whether the run's batches should still be embedded (not cancelled, failed or deleted)."""
+    return Job.objects.filter(
+        pk=job_id, state__in=[Job.State.QUEUED, Job.State.RUNNING], cancel_requested=False
+    ).exists()
+
+
+def embedding_batch_count(*, job_id: int, number: int, failures: Mapping[int, str]) -> bool:
+    """Count a finished batch's outcome into its run: every artwork of the batch is done but
+    those in `failures` (artwork id -> reason). Once per batch: False when it had been counted
+    (a batch delivered again) or does not exist."""
+    with transaction.atomic():
+        batch = (
+            JobBatch.objects.select_for_update()
+            .filter(job_id=job_id, number=number, counted=False)
+            .first()
+        )
+        if batch is None:
+            return False
+        ids = set(batch.artwork_ids)
+        failed = {pk: reason for pk, reason in failures.items() if pk in ids}
+        batch.counted, batch.done, batch.failed = True, len(ids) - len(failed), len(failed)
+        batch.save(update_fields=["counted", "done", "failed"])
+        Job.objects.filter(pk=job_id).update(
+            done=F("done") + batch.done, failed=F("failed") + batch.failed
+        )
+        JobError.objects.bulk_create(
+            JobError(job_id=job_id, record_id=str(pk), reason=reason)
+            for pk, reason in failed.items()
+        )
+    return True
+
+
+def embedding_run_fail(*, job_id: int, message: str) -> None:
+    Job.objects.filter(pk=job_id).exclude(state__in=Job.FINAL_STATES).update(
+        state=Job.State.FAILED, message=message, finished_at=timezone.now()
+    )
+
+
+def unfinished_embedding_runs() -> QuerySet[Job]:
+    return Job.objects.filter(kind=Job.Kind.EMBEDDING).exclude(state__in=Job.FINAL_STATES)
