@@ -160,7 +160,9 @@ class Config(_Environment):
 
     # The model
     GALLERY_EMBEDDING_MODEL: str = setting(
-        "google/siglip-base-patch16-224", "SigLIP checkpoint: Hugging Face id or local folder"
+        "google/siglip-base-patch16-224",
+        "SigLIP checkpoint of the first embedding feature: Hugging Face id or local folder "
+        "(later features are built from the admin)",
     )
     GALLERY_EMBEDDING_DEVICE: str = setting(
         "auto", "`auto` (CUDA, then MPS, then CPU), `cpu`, `cuda:N`, `mps`"
@@ -230,6 +232,7 @@ class Config(_Environment):
     )
     SEARCH_MAX_TEXT_CHARS: int = setting(1000, "longest text query (characters)")
     SEARCH_MAX_PAGE_SIZE: int = setting(200, "largest page of results the API serves")
+    SEARCH_MAX_REFERENCES: int = setting(6, "most reference (and negative) artworks per query")
 
     # Celery and the cache
     CELERY_BROKER_URL: str = setting("amqp://guest:guest@127.0.0.1:5672//", "Celery broker")

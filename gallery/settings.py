@@ -218,6 +218,7 @@ SEARCH_EXACT_SCAN_MAX_PERCENT = config.SEARCH_EXACT_SCAN_MAX_PERCENT
 SEARCH_OVERLAP_SEARCHES = config.SEARCH_OVERLAP_SEARCHES
 SEARCH_MAX_TEXT_CHARS = config.SEARCH_MAX_TEXT_CHARS
 SEARCH_MAX_PAGE_SIZE = config.SEARCH_MAX_PAGE_SIZE
+SEARCH_MAX_REFERENCES = config.SEARCH_MAX_REFERENCES
 
 # Celery. RabbitMQ is the broker: when a worker dies (its process killed, its machine gone), the
 # broker sees its connection close, or miss heartbeats, and hands the unacknowledged batch to

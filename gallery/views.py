@@ -23,7 +23,13 @@ from django_htmx.middleware import HtmxDetails
 
 from gallery.images import ImageError, too_many_bytes
 from gallery.query import FIELD_NAMES, SearchQuery, merged_params
-from gallery.selectors import SearchOutcome, artwork_page, filter_choices, search_page
+from gallery.selectors import (
+    WEIGHT_INPUT_PREFIX,
+    SearchOutcome,
+    artwork_page,
+    filter_choices,
+    search_page,
+)
 from gallery.uploads import upload_preview, upload_store
 
 SEARCH_TEMPLATE = "gallery/search.html"
@@ -69,7 +75,10 @@ def upload(request: HtmxHttpRequest) -> HttpResponse:
             response = render(request, f"{SEARCH_TEMPLATE}#upload-error", {"upload_error": message})
             return reswap(retarget(response, "#upload-error"), "outerHTML")
         return _render_search(request, search_page(query=query), upload_error=message, status=422)
-    query = query.but(upload=stored.upload_id)
+    # A new picture is the picture to search by: a region or a "less like" of the last one
+    # does not carry over to it.
+    region = query.region if query.region and query.region.document_id else None
+    query = query.but(upload=stored.upload_id, unlike_upload=False, region=region)
     if request.htmx:
         return _render_search(request, search_page(query=query), partial="search-swap")
     return HttpResponseRedirect(query.url(reverse("home")), status=303)
@@ -157,6 +166,10 @@ def _render_search(
             response = replace_url(
                 response, query.but(offset=start, shown=shown).url(reverse("home"))
             )
+        elif (request.htmx.trigger or "").startswith(WEIGHT_INPUT_PREFIX):
+            # A weight moved: the same search, weighed again, replaces its history entry (a
+            # slider's every step is not a place to go back to).
+            response = replace_url(response, query.url(reverse("home")))
         else:
             # The canonical URL (no empty parameters, no expired upload) goes into the history.
             response = push_url(response, query.url(reverse("home")))

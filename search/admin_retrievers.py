@@ -44,6 +44,9 @@ class RetrieverAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         except ConfigError:
             return "invalid"
         return (
-            ", ".join(f"{s.label} (top {s.top_k})" for s in parsed.parameters.searches)
+            ", ".join(
+                f"{s.label} ({'negative, ' if s.polarity == 'negative' else ''}top {s.top_k})"
+                for s in parsed.parameters.searches
+            )
             + f" → {parsed.parameters.fusion.strategy} k={parsed.parameters.fusion.k:g}"
         )

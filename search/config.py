@@ -18,11 +18,19 @@ A configuration is JSON (`default_config` below builds the default retrievers'),
   inputs). A document reference is a template or artwork id, or an object
   {"collection_id": "{{INPUT.doc_ref.collection_id}}", "document_id":
   "{{INPUT.doc_ref.document_id}}"} (either part may also be a literal).
+- Several artworks at once: a document reference `{{INPUT.references}}` or
+  `{{INPUT.negatives}}` expands into one document search per artwork given, each reported as
+  "<name>:<artwork id>" (e.g. "reference:17"). A content search's value may also be
+  `{{INPUT.region}}` (the crop of a region of the upload or of a stored artwork) or
+  `{{INPUT.negative_image}}` (an upload given as a negative example).
+- `polarity`: "positive" (default) or "negative": a negative search's list demotes what it
+  finds instead of adding it (search/fusion.py).
 - `on_empty`: "skip" leaves a search out when its input is empty; "error" refuses the query.
   `skip_if_empty: true`, the other spelling configurations written elsewhere use, is the same
   as "skip", `false` as "error".
-- `fusion`: "rrf" or {"strategy": "rrf", "k": 60}; each search may carry a `weight` (default 1)
-  and a `name` (default its input mode) under which its rank is reported.
+- `fusion`: "rrf" or {"strategy": "rrf", "k": 60}; each search may carry a `weight` (default 1,
+  at most MAX_WEIGHT) and a `name` (default its input mode; no ":", which expansions use) under
+  which its rank is reported. A query's `weights` (execute_retriever) replace them per name.
 """
 
 from __future__ import annotations
@@ -35,12 +43,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 MAX_TOP_K = 1000  # pgvector's hnsw.ef_search tops out at 1000; so does a search's top_k
 ACTIVE_FEATURE = "active"
+MAX_WEIGHT = 10.0  # a search's weight, configured or given with a query, lies in [0, MAX_WEIGHT]
 TEMPLATE_RE = re.compile(
-    r"^\{\{\s*INPUT\.(text|image|document_id|keywords|doc_ref\.document_id|doc_ref\.collection_id)"
-    r"\s*\}\}$"
+    r"^\{\{\s*INPUT\.(text|image|document_id|keywords|doc_ref\.document_id|doc_ref\.collection_id"
+    r"|references|negatives|region|negative_image)\s*\}\}$"
 )
 DOCUMENT_TEMPLATES = frozenset({"document_id", "doc_ref.document_id"})
+# Document references that expand into one search per artwork given.
+MULTI_DOCUMENT_TEMPLATES = frozenset({"references", "negatives"})
+CONTENT_TEMPLATES = frozenset({"image", "region", "negative_image"})
 COLLECTION_TEMPLATE = "doc_ref.collection_id"
+EXPANSION_SEPARATOR = ":"  # "reference:17": a multi-document search's name, then the artwork
 
 InputMode = Literal["text", "content", "document", "keywords"]
 TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K)]
@@ -74,8 +87,8 @@ def _check_document_id(ref: str | int, *, where: str) -> None:
     if template_name(ref) is None and ref.strip().isdigit():
         return
     raise ValueError(
-        f'{where} must be "{{{{INPUT.document_id}}}}", "{{{{INPUT.doc_ref.document_id}}}}" or an '
-        "artwork id"
+        f'{where} must be "{{{{INPUT.document_id}}}}", "{{{{INPUT.doc_ref.document_id}}}}", '
+        '"{{INPUT.references}}", "{{INPUT.negatives}}" or an artwork id'
     )
 
 
@@ -92,6 +105,8 @@ class Query(_Strict):
             ref = self.document_ref
             if ref is None:
                 raise ValueError('a "document" query needs "document_ref"')
+            if isinstance(ref, str) and template_name(ref) in MULTI_DOCUMENT_TEMPLATES:
+                return self
             if not isinstance(ref, DocumentRef):
                 _check_document_id(ref, where='"document_ref"')
             return self
@@ -100,26 +115,31 @@ class Query(_Strict):
         if self.value is None:
             raise ValueError(f'a "{self.input_mode}" query needs "value"')
         name = template_name(self.value)
-        if self.input_mode == "content" and name != "image":
-            raise ValueError('a "content" query\'s value must be "{{INPUT.image}}"')
+        if self.input_mode == "content" and name not in CONTENT_TEMPLATES:
+            raise ValueError(
+                'a "content" query\'s value must be "{{INPUT.image}}", "{{INPUT.region}}" or '
+                '"{{INPUT.negative_image}}"'
+            )
         if self.input_mode in {"text", "keywords"} and name not in {"text", "keywords", None}:
             raise ValueError(f'a "{self.input_mode}" query cannot take {{{{INPUT.{name}}}}}')
         if "{{" in self.value and name is None:
             raise ValueError(
                 f"unknown template {self.value!r}; use {{{{INPUT.text}}}}, {{{{INPUT.image}}}}, "
-                "{{INPUT.document_id}} or {{INPUT.keywords}}"
+                "{{INPUT.document_id}}, {{INPUT.keywords}}, {{INPUT.references}}, "
+                "{{INPUT.negatives}}, {{INPUT.region}} or {{INPUT.negative_image}}"
             )
         return self
 
 
 class Search(_Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=40)
+    name: str | None = Field(default=None, min_length=1, max_length=40, pattern=r"^[^:]+$")
     feature: str | None = None
     feature_uri: str | None = None
     query: Query
     top_k: TopK = 250
     on_empty: Literal["skip", "error"] = "skip"
-    weight: float = Field(default=1.0, ge=0.0)
+    weight: float = Field(default=1.0, ge=0.0, le=MAX_WEIGHT)
+    polarity: Literal["positive", "negative"] = "positive"
 
     @model_validator(mode="before")
     @classmethod
@@ -168,6 +188,23 @@ class Search(_Strict):
     @property
     def label(self) -> str:
         return self.name or self.query.input_mode
+
+    @property
+    def expands(self) -> bool:
+        """Whether it runs once per artwork given ({{INPUT.references}}, {{INPUT.negatives}})."""
+        return self.source in MULTI_DOCUMENT_TEMPLATES
+
+    @property
+    def source(self) -> str | None:
+        """The template its input comes from ("text", "image", "references", ...); None for a
+        literal."""
+        query = self.query
+        if query.input_mode == "document":
+            ref = query.document_ref
+            if isinstance(ref, DocumentRef):
+                ref = ref.document_id
+            return template_name(ref) if isinstance(ref, str) else None
+        return template_name(query.value or "")
 
 
 class Fusion(_Strict):
@@ -260,7 +297,9 @@ def max_page_size() -> int:
 
 def default_config(*, keywords: bool = False, top_k: int = 250) -> dict[str, Any]:
     """The default pipeline (text, image, document; top 250 each; final 500; RRF k = 60), plus
-    a keyword search over the metadata for the hybrid retriever."""
+    a keyword search over the metadata for the hybrid retriever, then the exploration searches:
+    more reference artworks ("reference:<id>"), a region's crop ("region"), and the negative
+    examples, artworks ("unlike:<id>") and an upload ("unlike-image")."""
     searches: list[dict[str, Any]] = [
         {
             "feature": ACTIVE_FEATURE,
@@ -289,7 +328,38 @@ def default_config(*, keywords: bool = False, top_k: int = 250) -> dict[str, Any
                 "on_empty": "skip",
             }
         )
+    searches += exploration_searches(top_k=top_k)
     return {
         "stage_id": "feature_search",
         "parameters": {"searches": searches, "final_top_k": 500, "fusion": "rrf"},
     }
+
+
+def exploration_searches(*, top_k: int = 250) -> list[dict[str, Any]]:
+    """The searches the default retrievers add for exploring: several references, a region,
+    and negative examples (artworks and an upload)."""
+    common = {"feature": ACTIVE_FEATURE, "top_k": top_k, "on_empty": "skip"}
+    return [
+        {
+            "name": "reference",
+            **common,
+            "query": {"input_mode": "document", "document_ref": "{{INPUT.references}}"},
+        },
+        {
+            "name": "region",
+            **common,
+            "query": {"input_mode": "content", "value": "{{INPUT.region}}"},
+        },
+        {
+            "name": "unlike",
+            **common,
+            "polarity": "negative",
+            "query": {"input_mode": "document", "document_ref": "{{INPUT.negatives}}"},
+        },
+        {
+            "name": "unlike-image",
+            **common,
+            "polarity": "negative",
+            "query": {"input_mode": "content", "value": "{{INPUT.negative_image}}"},
+        },
+    ]

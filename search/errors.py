@@ -91,3 +91,24 @@ class EncoderUnavailable(RetrievalError):
 
     status_code = 503
     code = "encoder_unavailable"
+
+
+class BadRegion(RetrievalError):
+    """A region outside the picture, empty, or too small in the source image's pixels."""
+
+    status_code = 422
+    code = "bad_region"
+
+
+class TooManyReferences(RetrievalError):
+    """More reference (or negative) artworks than settings.SEARCH_MAX_REFERENCES."""
+
+    status_code = 422
+    code = "too_many_references"
+
+
+class BadWeight(RetrievalError):
+    """A weight that is not a finite number in [0, MAX_WEIGHT], or names no search."""
+
+    status_code = 422
+    code = "bad_weight"

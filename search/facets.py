@@ -9,7 +9,7 @@ were below the cut before, and its list is not simply this one's subset.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from django.db import connection
@@ -118,6 +118,7 @@ def fused_artwork_ids(
     inputs: RetrievalInputs,
     filters: Filters | None = None,
     top_k: int | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> list[int]:
     """The ids of the retriever's whole fused list, best first, read a page at a time through
     the retriever (whose cache keeps the fused list whole, so pages after the first cost one
@@ -126,7 +127,13 @@ def fused_artwork_ids(
     offset, step = 0, max_page_size()
     while True:
         result = execute_retriever(
-            name=name, inputs=inputs, filters=filters, offset=offset, limit=step, top_k=top_k
+            name=name,
+            inputs=inputs,
+            filters=filters,
+            offset=offset,
+            limit=step,
+            top_k=top_k,
+            weights=weights,
         )
         ids += [item.artwork_id for item in result.results]
         offset += step

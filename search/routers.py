@@ -1,8 +1,9 @@
-"""POST /api/retrievers/{name}/execute: JSON (image as base64) or multipart (image as a file)."""
+"""POST /api/retrievers/{name}/execute: JSON (images as base64) or multipart (images as files)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -15,11 +16,12 @@ from pydantic import ValidationError
 from gallery.images import mebibytes, too_many_bytes
 from search import case_study
 from search.config import cache_ttl, describe_errors
-from search.errors import ImageTooLarge, RetrievalError
+from search.errors import BadWeight, ImageTooLarge, RetrievalError
 from search.facets import Facets, facet_counts, fused_artwork_ids
 from search.filters import Filters
 from search.retriever import (
     DocRef,
+    Region,
     RetrievalInputs,
     RetrievalResult,
     decode_base64_image,
@@ -36,6 +38,7 @@ from search.schemas import (
     ExecuteOut,
     FiltersIn,
     InputsIn,
+    RegionIn,
     inline_schema,
 )
 
@@ -48,6 +51,10 @@ ERRORS: dict[int, type[ErrorOut]] = {
 }
 
 
+# The images a multipart request may send as files, each named as its inputs field.
+FILE_PARTS = ("image", "negative_image")
+
+
 class BadRequestBody(RetrievalError):
     status_code = 422
     code = "bad_request_body"
@@ -55,17 +62,25 @@ class BadRequestBody(RetrievalError):
 
 def _request_body_doc() -> dict[str, Any]:
     inputs = inline_schema(InputsIn)
-    del inputs["properties"]["image"]  # the file part instead
+    for part in FILE_PARTS:  # file parts instead
+        del inputs["properties"][part]
+    weights = inline_schema(ExecuteIn)["properties"]["weights"]
     multipart = {
         "type": "object",
         "properties": {
             # Parts holding JSON text: see "encoding" below.
-            "inputs": {**inputs, "description": "The inputs object (the image as a file part)"},
+            "inputs": {**inputs, "description": "The inputs object (the images as file parts)"},
             "filters": {**inline_schema(FiltersIn), "description": "The filters object"},
+            "weights": {**weights, "description": "The weights object"},
             "offset": {"type": "integer", "default": 0, "minimum": 0},
             "limit": {"type": "integer", "default": settings.GALLERY_PAGE_SIZE, **PAGE_SIZE_BOUNDS},
             "top_k": {"type": "integer", **TOP_K_BOUNDS},
             "image": {"type": "string", "format": "binary", "description": "{{INPUT.image}}"},
+            "negative_image": {
+                "type": "string",
+                "format": "binary",
+                "description": '{{INPUT.negative_image}}: an image marked "less like this"',
+            },
         },
     }
     return {
@@ -81,6 +96,7 @@ def _request_body_doc() -> dict[str, Any]:
                     "encoding": {
                         "inputs": {"contentType": "application/json"},
                         "filters": {"contentType": "application/json"},
+                        "weights": {"contentType": "application/json"},
                     },
                 },
             },
@@ -100,19 +116,29 @@ def _request_body_doc() -> dict[str, Any]:
 )
 def execute(request: HttpRequest, name: str) -> Any:
     """Runs each search of the retriever (`name`: its name, or else its id) whose input is given
-    and fuses the lists by RRF. Returns a page of the fused list, each result's rank in each
-    search, per-stage timing (stage_name, num_features, searches_run, fusion_strategy,
-    total_results, duration_ms, cache_hit), and `facets`: counts of classification, century,
-    artist, source and collection over the whole fused list, each value with the filters that
-    select it."""
-    body, image = _parse(request)
-    image = image if image is not None else _base64_image(body.inputs.image)
+    and fuses the lists by RRF: score = Σ wᵢ/(k + rankᵢ) over the positive searches that found
+    an artwork − Σ wⱼ/(k + rankⱼ) over the negative ones ("less like this", e.g. `negatives`,
+    `negative_image`), every weight 1 unless `weights` says otherwise; only artworks some
+    positive search found are listed. Returns a page of the fused list, each result's rank in
+    each search (negative ones included), per-stage timing (stage_name, num_features,
+    searches_run, fusion_strategy, total_results, duration_ms, cache_hit) with each search's
+    polarity, weight and whether its list came from the cache, and `facets`: counts of
+    classification, century, artist, source and collection over the whole fused list, each value
+    with the filters that select it. Each search's ranked list is cached on its own, so a request
+    that changes only `weights` encodes and searches nothing again."""
+    body, files = _parse(request)
+    image = files.get("image") or _base64_image(body.inputs.image)
+    negative_image = files.get("negative_image") or _base64_image(body.inputs.negative_image)
     inputs = RetrievalInputs(
         text=body.inputs.text,
         image=image,
         document_id=body.inputs.document_id,
         keywords=body.inputs.keywords,
         doc_ref=_doc_ref(body.inputs.doc_ref),
+        references=tuple(body.inputs.references),
+        negatives=tuple(body.inputs.negatives),
+        negative_image=negative_image,
+        region=_region(body.inputs.region),
     )
     filters = body.filters.to_filters()
     result = execute_retriever(
@@ -124,12 +150,14 @@ def execute(request: HttpRequest, name: str) -> Any:
         top_k=body.top_k,
         # Without the cache's answer the list still goes into it: the facets read it back.
         refresh=not body.use_cache,
+        weights=body.weights,
     )
     facets = _facets(
         name=name,
         inputs=inputs,
         filters=filters,
         top_k=body.top_k,
+        weights=body.weights,
         use_cache=body.use_cache,
         keep=not result.notices,  # a degraded result is not kept
     )
@@ -142,6 +170,7 @@ def _facets(
     inputs: RetrievalInputs,
     filters: Filters,
     top_k: int | None,
+    weights: Mapping[str, float] | None,
     use_cache: bool,
     keep: bool,
 ) -> Facets:
@@ -149,7 +178,10 @@ def _facets(
     which holds the collection version read first, so a hit never describes older data."""
     stored = stored_retriever(name=name)
     plan = plan_searches(
-        config=retriever_config(name=name, stored=stored), inputs=inputs, top_k=top_k
+        config=retriever_config(name=name, stored=stored),
+        inputs=inputs,
+        top_k=top_k,
+        weights=weights,
     )
     assert stored.config_text is not None  # retriever_config refused a missing one
     keys = result_keys(
@@ -171,7 +203,9 @@ def _facets(
     if fused is not None:
         ids = [item.item for item in fused.items]
     else:
-        ids = fused_artwork_ids(name=name, inputs=inputs, filters=filters, top_k=top_k)
+        ids = fused_artwork_ids(
+            name=name, inputs=inputs, filters=filters, top_k=top_k, weights=weights
+        )
     facets = facet_counts(artwork_ids=ids)
     if keep:
         cache.set(key, facets, timeout=cache_ttl())
@@ -190,11 +224,23 @@ def _doc_ref(value: DocRefIn | None) -> DocRef | None:
     return DocRef(document_id=value.document_id, collection_id=value.collection())
 
 
+def _region(value: RegionIn | None) -> Region | None:
+    if value is None:
+        return None
+    return Region(
+        x=value.x,
+        y=value.y,
+        width=value.width,
+        height=value.height,
+        document_id=value.document_id,
+    )
+
+
 def _base64_image(value: str | None) -> bytes | None:
     return decode_base64_image(value) if value else None
 
 
-def _parse(request: HttpRequest) -> tuple[ExecuteIn, bytes | None]:
+def _parse(request: HttpRequest) -> tuple[ExecuteIn, dict[str, bytes]]:
     content_type = request.content_type or ""
     try:
         if content_type.startswith("multipart/form-data"):
@@ -205,19 +251,22 @@ def _parse(request: HttpRequest) -> tuple[ExecuteIn, bytes | None]:
             raise BadRequestBody(f"The body is not valid JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise BadRequestBody("The body must be a JSON object.")
-        return ExecuteIn.model_validate(data), None
+        return ExecuteIn.model_validate(data), {}
     except RequestDataTooBig as exc:
         raise ImageTooLarge(
             f"The request is larger than {mebibytes(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)}."
         ) from exc
     except ValidationError as exc:
+        if all(error["loc"][:1] == ("weights",) for error in exc.errors()):
+            # A weight that is not a number: the same code as one out of range.
+            raise BadWeight(describe_errors(exc)) from exc
         raise BadRequestBody(describe_errors(exc)) from exc
 
 
-def _parse_multipart(request: HttpRequest) -> tuple[ExecuteIn, bytes | None]:
+def _parse_multipart(request: HttpRequest) -> tuple[ExecuteIn, dict[str, bytes]]:
     form = request.POST
     data: dict[str, Any] = {}
-    for field in ("inputs", "filters"):
+    for field in ("inputs", "filters", "weights"):
         if form.get(field):
             try:
                 data[field] = json.loads(form[field])
@@ -226,14 +275,17 @@ def _parse_multipart(request: HttpRequest) -> tuple[ExecuteIn, bytes | None]:
     for field in ("offset", "limit", "top_k"):
         if form.get(field):
             data[field] = form[field]
-    upload = request.FILES.get("image")
-    image = None
-    if upload is not None:
+    files: dict[str, bytes] = {}
+    for part in FILE_PARTS:
+        upload = request.FILES.get(part)
+        if upload is None:
+            continue
         limit = settings.GALLERY_MAX_UPLOAD_BYTES
         if upload.size is not None and upload.size > limit:
             raise ImageTooLarge(too_many_bytes(size=upload.size, limit=limit))
-        image = upload.read()
+        files[part] = upload.read()
     body = ExecuteIn.model_validate(data)
-    if image is not None and body.inputs.image:
-        raise BadRequestBody("Send the image either as a file or as base64, not both.")
-    return body, image
+    for part in files:
+        if getattr(body.inputs, part):
+            raise BadRequestBody(f"Send the {part} either as a file or as base64, not both.")
+    return body, files

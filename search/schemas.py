@@ -10,7 +10,7 @@ from ninja import Schema
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.json_schema import JsonDict
 
-from search.config import MAX_TOP_K, max_page_size
+from search.config import MAX_TOP_K, MAX_WEIGHT, max_page_size
 from search.facets import Facets
 from search.filters import MAX_FILTER_CHARS, Filters
 from search.retriever.results import RetrievalResult
@@ -56,6 +56,24 @@ class FiltersIn(_Documented):
 
 PAGE_SIZE_BOUNDS: JsonDict = {"minimum": 1, "maximum": max_page_size()}
 TOP_K_BOUNDS: JsonDict = {"minimum": 1, "maximum": MAX_TOP_K}
+# Like limit and top_k, these bounds are documented here and enforced by the retriever, whose
+# errors name them: too_many_references, bad_region, bad_weight.
+REFERENCES_BOUNDS: JsonDict = {"maxItems": int(settings.SEARCH_MAX_REFERENCES)}
+FRACTION_BOUNDS: JsonDict = {"minimum": 0, "maximum": 1}
+SIZE_BOUNDS: JsonDict = {"exclusiveMinimum": 0, "maximum": 1}
+WEIGHT_BOUNDS: JsonDict = {"minimum": 0, "maximum": MAX_WEIGHT}
+
+
+def _no_bool_number(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+_NUMBER = BeforeValidator(_no_bool_number)
+Fraction = Annotated[float, Field(json_schema_extra=FRACTION_BOUNDS), _NUMBER]
+Size = Annotated[float, Field(json_schema_extra=SIZE_BOUNDS), _NUMBER]
+Weight = Annotated[float, Field(json_schema_extra=WEIGHT_BOUNDS), _NUMBER]
 
 
 class DocRefIn(_Documented):
@@ -66,6 +84,23 @@ class DocRefIn(_Documented):
 
     def collection(self) -> str:
         return "" if self.collection_id is None else str(self.collection_id).strip()
+
+
+class RegionIn(_Documented):
+    """A box on a picture, relative to its size (origin top-left). One outside the picture, or
+    under 16 source pixels on a side, is refused with bad_region (422)."""
+
+    x: Fraction
+    """Left edge, 0..1 of the picture's width."""
+    y: Fraction
+    """Top edge, 0..1 of the picture's height."""
+    width: Size
+    """x + width ≤ 1; at least 16 pixels of the source picture."""
+    height: Size
+    """y + height ≤ 1; at least 16 pixels of the source picture."""
+    document_id: Id | None = None
+    """The stored artwork whose original image is cropped; null: the uploaded `image`, whose
+    crop then replaces the whole image in the search."""
 
 
 class InputsIn(_Documented):
@@ -81,6 +116,17 @@ class InputsIn(_Documented):
     doc_ref: DocRefIn | None = None
     """Find similar by a document reference: {{INPUT.doc_ref.document_id}} and
     {{INPUT.doc_ref.collection_id}}. The same input as document_id."""
+    references: Annotated[list[Id], Field(json_schema_extra=REFERENCES_BOUNDS)] = []
+    """More artworks to find ones like: {{INPUT.references}}, one search each, reported as
+    "reference:<id>". More than the maximum: too_many_references (422)."""
+    negatives: Annotated[list[Id], Field(json_schema_extra=REFERENCES_BOUNDS)] = []
+    """Artworks marked "less like this": {{INPUT.negatives}}, one negative search each
+    ("unlike:<id>"), whose ranks lower the fused score."""
+    negative_image: str | None = None
+    """An image marked "less like this", base64 or a data: URL: {{INPUT.negative_image}}. In a
+    multipart request send the file as the `negative_image` part instead."""
+    region: RegionIn | None = None
+    """Search by a region of the upload or of a stored artwork: {{INPUT.region}}."""
 
 
 class ExecuteIn(_Documented):
@@ -97,6 +143,10 @@ class ExecuteIn(_Documented):
     top_k: Annotated[Integer | None, Field(json_schema_extra=TOP_K_BOUNDS)] = None
     """Replaces every search's top_k."""
     use_cache: bool = True
+    weights: dict[str, Weight] | None = None
+    """Replace searches' weights by name: a search's reported name ("text", "reference:17") or
+    its configured name ("reference": every reference); the reported name wins. Default 1.
+    A weight that is not a number from 0 to 10, or names no search: bad_weight (422)."""
 
     @field_validator("inputs", "filters", mode="before")
     @classmethod

@@ -77,6 +77,9 @@ def test_query_benchmark_reports_every_figure(tmp_path: Path) -> None:
     _pct(figures["http"]["cache_hit"]["latency_ms"])
     for name in ("facet_query_ms", "facet_query_250_ms", "page_first_view_ms"):
         _pct(figures["facets"][name])
+    # Re-fusion: three lists (text, two references) read back from the cache and fused anew.
+    _pct(figures["refusion"]["latency_ms"])
+    assert figures["refusion"]["searches"] == 3 and max(figures["refusion"]["list_lengths"]) > 0
     _pct(figures["floor"]["text_tower_ms"])
     _pct(figures["floor"]["image_tower_ms"])
 
@@ -117,6 +120,7 @@ def test_query_benchmark_reports_every_figure(tmp_path: Path) -> None:
         "cache_hit",
         "recall@250",
         "facets",
+        "refusion",
     }
 
     # The cost figures at this size, reusing the data and the index just made.

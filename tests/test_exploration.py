@@ -21,6 +21,8 @@ from tests.fixtures.corpus import RECORDS, Corpus
 pytestmark = pytest.mark.django_db
 
 K = 60  # the default retriever's RRF k
+# A result card's artwork (chips and the reference tray name artworks too).
+CARD_ID = r'<li class="card"[^>]*data-artwork-id="(\d+)"'
 
 
 def expected_facets(ids: list[int], corpus: Corpus) -> dict[str, Counter[str]]:
@@ -176,11 +178,11 @@ def test_a_facet_link_adds_its_filter_and_its_url_gives_the_same_page(
     assert swapped["HX-Push-Url"] == url
     filtered = client.get(url).content.decode()
     assert 'value="Claude Monet"' in filtered  # the artist field holds the filter
-    ids = [int(i) for i in re.findall(r'data-artwork-id="(\d+)"', filtered)]
+    ids = [int(i) for i in re.findall(CARD_ID, filtered)]
     assert ids == [corpus.id_of("Harbor at Night"), corpus.id_of("Study of Trees")]
     # The same search from its URL shows the same cards, and the facet as chosen, whose link
     # now removes it.
-    assert re.findall(r'data-artwork-id="(\d+)"', swapped.content.decode()) == [str(i) for i in ids]
+    assert re.findall(CARD_ID, swapped.content.decode()) == [str(i) for i in ids]
     count, url, chosen = facet_links(filtered)["Claude Monet"]
     assert chosen and url == f"/?similar={reference}"
     assert '<details class="facets" open>' in filtered
@@ -205,11 +207,11 @@ def test_each_hit_says_where_the_search_placed_it(client: Any, corpus: Corpus) -
     html = html_lib.unescape(client.get(f"/?similar={reference}").content.decode())
     expected = corpus.exact_ranking(corpus.vectors[1], exclude=reference)
     whys = re.findall(r'<details class="why">.*?</details>', html, flags=re.S)
-    assert len(whys) == len(re.findall(r'data-artwork-id="\d+"', html)) > 3
+    assert len(whys) == len(re.findall(CARD_ID, html)) > 3
     for rank, why in enumerate(whys[:4], start=1):
         assert f"{ordinal(rank)} like “Harbor at Night”." in why
         assert f"Score {1 / (K + rank):.4f}" in why
-    assert expected[:4] == [int(i) for i in re.findall(r'data-artwork-id="(\d+)"', html)[:4]]
+    assert expected[:4] == [int(i) for i in re.findall(CARD_ID, html)[:4]]
 
 
 def test_why_names_every_search_and_the_ones_that_missed_it(corpus: Corpus) -> None:

@@ -90,3 +90,62 @@ def test_empty_and_invalid() -> None:
         rrf({"a": [1]}, weights={"b": 1.0})
     with pytest.raises(ValueError):
         rrf({"a": [1]}, k=-1)
+
+
+# Negative lists ("less like this") -------------------------------------------------------------
+def test_a_negative_list_subtracts_and_adds_no_items() -> None:
+    # text: 1 2 3      unlike: 3 9 1
+    # 1: 1/61 - 1/63 = 0.000520   2: 1/62 = 0.016129   3: 1/63 - 1/61 = -0.000520
+    # 9 is only in the negative list: not output.
+    fused = rrf({"text": [1, 2, 3]}, negatives={"unlike": [3, 9, 1]})
+    assert [f.item for f in fused] == [2, 1, 3]
+    assert fused[1].score == pytest.approx(1 / 61 - 1 / 63)
+    assert fused[2].score == pytest.approx(1 / 63 - 1 / 61)
+    assert fused[2].score < 0
+    # Each item's ranks include the negative list's.
+    assert {f.item: f.ranks for f in fused} == {
+        1: {"text": 1, "unlike": 3},
+        2: {"text": 2},
+        3: {"text": 3, "unlike": 1},
+    }
+
+
+def test_a_negative_rank_takes_away_what_the_same_positive_rank_gives() -> None:
+    fused = rrf({"a": [1, 2], "b": [2]}, negatives={"not": [2]})
+    # 2: 1/62 + 1/61 - 1/61 = 1/62 exactly as if b and not were absent; 1: 1/61
+    assert [(f.item, round(f.score, 12)) for f in fused] == [
+        (1, round(1 / 61, 12)),
+        (2, round(1 / 62, 12)),
+    ]
+
+
+def test_negative_weights_and_tie_break_on_positive_ranks() -> None:
+    # weights apply to negative lists too: unlike weighs 2
+    fused = rrf({"text": [1, 2]}, negatives={"unlike": [2, 1]}, weights={"unlike": 2.0})
+    assert fused[0].score == pytest.approx(1 / 61 - 2 / 62)
+    assert fused[1].score == pytest.approx(1 / 62 - 2 / 61)
+    assert [f.item for f in fused] == [1, 2]
+    # A tie on the score: the best POSITIVE rank decides, not the negative list's rank 1.
+    # a: 5 6   b: 6 5  -> both 1/61 + 1/62; the negative list ranks 6 at 1 and 5 at 1 too
+    tied = rrf({"a": [6, 5], "b": [5, 6]}, negatives={"n1": [6], "n2": [5]})
+    assert tied[0].score == pytest.approx(tied[1].score)
+    assert [f.item for f in tied] == [5, 6]  # equal best positive rank (1): the smaller id
+    # The best positive rank decides before the id: a: 7 4, b: 9 4, and a negative list with a
+    # weight that brings 7 (1/61 from a) down to exactly 4's 2/62.
+    weight = (1 / 61 - 2 / 62) * 61
+    fused = rrf({"a": [7, 4], "b": [9, 4]}, negatives={"unlike": [7]}, weights={"unlike": weight})
+    assert [round(f.score, 12) for f in fused[:2]] == [round(2 / 62, 12)] * 2
+    assert [f.item for f in fused] == [7, 4, 9]  # 7 was 1st in a; 4 never better than 2nd
+
+
+def test_a_list_cannot_be_both_positive_and_negative() -> None:
+    with pytest.raises(ValueError, match="both"):
+        rrf({"a": [1]}, negatives={"a": [1]})
+    with pytest.raises(ValueError, match="unknown"):
+        rrf({"a": [1]}, negatives={"n": [1]}, weights={"m": 1.0})
+
+
+def test_limit_keeps_the_best() -> None:
+    lists = {"a": [1, 2, 3, 4], "b": [3, 1, 5]}
+    assert rrf(lists, limit=2) == rrf(lists)[:2]
+    assert rrf(lists, limit=None) == rrf(lists)

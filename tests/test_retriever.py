@@ -67,10 +67,11 @@ def test_document_search_ranks_by_angle_and_leaves_the_artwork_out(corpus: Corpu
         [1 / (60 + rank) for rank in range(1, 10)]
     )
     stage = result.stages[0]
-    # The default retriever configures three searches; only the document search had an input.
+    # The default retriever configures seven searches (text, image, document, then references,
+    # region and two negative ones); only the document search had an input.
     assert (stage.stage_name, stage.num_features, stage.searches_run, stage.fusion_strategy) == (
         "feature_search",
-        3,
+        7,
         1,
         "rrf",
     )
@@ -273,7 +274,7 @@ def test_text_image_and_fused_searches(
     assert [r.artwork_id for r in all_three.results] == rrf_by_hand(
         text_order, image_order, document_order
     )
-    assert (all_three.stages[0].num_features, all_three.stages[0].searches_run) == (3, 3)
+    assert (all_three.stages[0].num_features, all_three.stages[0].searches_run) == (7, 3)
 
 
 def test_bad_image(encoded_corpus: EncodedCorpus) -> None:
@@ -291,8 +292,25 @@ def test_default_retrievers_come_from_the_migration(db: None) -> None:
     default = Retriever.objects.get(name="default")
     assert default.config == default_config()
     params = default.parsed.parameters
-    assert [s.query.input_mode for s in params.searches] == ["text", "content", "document"]
-    assert [s.top_k for s in params.searches] == [250, 250, 250]
+    assert [(s.label, s.query.input_mode, s.polarity) for s in params.searches] == [
+        ("text", "text", "positive"),
+        ("content", "content", "positive"),
+        ("document", "document", "positive"),
+        ("reference", "document", "positive"),
+        ("region", "content", "positive"),
+        ("unlike", "document", "negative"),
+        ("unlike-image", "content", "negative"),
+    ]
+    assert [s.source for s in params.searches] == [
+        "text",
+        "image",
+        "document_id",
+        "references",
+        "region",
+        "negatives",
+        "negative_image",
+    ]
+    assert {s.top_k for s in params.searches} == {250}
     assert {s.feature for s in params.searches} == {"active"}
     assert (params.final_top_k, params.fusion.strategy, params.fusion.k) == (500, "rrf", 60)
     hybrid = Retriever.objects.get(name="hybrid")
@@ -316,6 +334,19 @@ def test_default_retrievers_come_from_the_migration(db: None) -> None:
         (lambda c: c["parameters"].update(searches=[]), "searches"),
         (lambda c: c.update(stage_id="rerank"), "stage_id"),
         (lambda c: c["parameters"].update(extra=1), "extra"),
+        # The exploration searches: each problem named where it is.
+        (lambda c: c["parameters"]["searches"][5].update(polarity="neutral"),
+         "parameters.searches.5.polarity"),
+        (lambda c: c["parameters"]["searches"][4]["query"].update(value="{{INPUT.references}}"),
+         "INPUT.region"),
+        (lambda c: c["parameters"]["searches"][3]["query"].update(document_ref="{{INPUT.region}}"),
+         "parameters.searches.3.query"),
+        (lambda c: c["parameters"]["searches"][0]["query"].update(value="{{INPUT.negatives}}"),
+         "cannot take {{INPUT.negatives}}"),
+        (lambda c: c["parameters"]["searches"][3].update(name="reference:1"),
+         "parameters.searches.3.name"),
+        (lambda c: c["parameters"]["searches"][6].update(weight=10.5),
+         "parameters.searches.6.weight"),
     ],
 )  # fmt: skip
 def test_invalid_configurations_are_refused(db: None, change, message: str) -> None:
@@ -343,7 +374,10 @@ def test_invalid_configurations_are_refused(db: None, change, message: str) -> N
 def test_admin_pages(admin_client: Client) -> None:
     listing = admin_client.get("/admin/search/retriever/")
     assert listing.status_code == 200
-    assert b"text (top 250), content (top 250), document (top 250)" in listing.content
+    assert (
+        b"text (top 250), content (top 250), document (top 250), reference (top 250), "
+        b"region (top 250), unlike (negative, top 250), unlike-image (negative, top 250)"
+    ) in listing.content
 
 
 def test_filters_match_case_insensitively_beyond_ascii(db: None) -> None:
@@ -362,3 +396,34 @@ def test_filters_match_case_insensitively_beyond_ascii(db: None) -> None:
     for filters in (Filters(classification="STRAßENBILD"), Filters(artist="weiß")):
         found = keyword_search(text="harbour", top_k=5, filters=filters)
         assert [artwork_id for artwork_id, _ in found] == [artwork.pk], filters
+
+
+def test_the_exploration_migration_keeps_an_edited_retriever(db: None) -> None:
+    import importlib
+
+    from django.apps import apps
+
+    from search.config import default_config
+
+    migration = importlib.import_module("search.migrations.0008_default_retrievers_explore")
+    old = default_config(keywords=True)["parameters"]["searches"][:4]
+    custom = {**old[0], "name": "region", "weight": 2.0}  # an operator's own "region" search
+    default = Retriever.objects.get(name="default")
+    default.config["parameters"]["searches"] = [*old[:3], custom]
+    default.save()
+    hybrid = Retriever.objects.get(name="hybrid")
+    hybrid.config["parameters"]["searches"] = old
+    hybrid.save()
+
+    migration.add_searches(apps, None)
+    default.refresh_from_db()
+    hybrid.refresh_from_db()
+    assert [s.label for s in default.parsed.parameters.searches] == [
+        "text", "content", "document", "region", "reference", "unlike", "unlike-image"
+    ]  # fmt: skip
+    assert default.parsed.parameters.searches[3].weight == 2.0  # the operator's, kept
+    assert hybrid.config == default_config(keywords=True)
+
+    migration.remove_searches(apps, None)
+    hybrid.refresh_from_db()
+    assert hybrid.config["parameters"]["searches"] == old

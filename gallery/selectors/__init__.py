@@ -9,10 +9,18 @@ calls one of these, and renders):
 
 from gallery.selectors.artwork import ArtistStrip, ArtworkPage, Neighbour, artwork_page
 from gallery.selectors.cards import Card
-from gallery.selectors.search import Chip, SearchOutcome, filter_choices, page_size, search_page
+from gallery.selectors.search import (
+    WEIGHT_INPUT_PREFIX,
+    Chip,
+    SearchOutcome,
+    filter_choices,
+    page_size,
+    search_page,
+)
 from search.retriever import short_artist
 
 __all__ = [
+    "WEIGHT_INPUT_PREFIX",
     "ArtistStrip",
     "ArtworkPage",
     "Card",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db.models import F, Q
 from django.urls import reverse
 
@@ -55,7 +56,26 @@ class ArtworkPage:
 
     @property
     def similar_url(self) -> str:
-        return SearchQuery(similar=self.artwork.pk).url(reverse("home"))
+        """Find similar to this artwork, keeping the tray of references the visitor gathered."""
+        base = self.search or SearchQuery()
+        refs = tuple(i for i in base.refs if i != self.artwork.pk)
+        return SearchQuery(similar=self.artwork.pk, refs=refs).url(reverse("home"))
+
+    @property
+    def add_reference_url(self) -> str:
+        """The search it came from with this artwork added to the tray ("" when it is there
+        already, the tray is full, or the page was not reached from a search)."""
+        search = self.search
+        if search is None or self.artwork.pk in search.refs or search.similar == self.artwork.pk:
+            return ""
+        if len(search.refs) >= int(settings.SEARCH_MAX_REFERENCES):
+            return ""
+        return search.but(refs=(*search.refs, self.artwork.pk)).url(reverse("home"))
+
+    @property
+    def region_search_url(self) -> str:
+        """The search a region of this artwork joins: the one the visitor came from, else none."""
+        return (self.search or SearchQuery()).but().url(reverse("home"))
 
     @property
     def back_url(self) -> str:

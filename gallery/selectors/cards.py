@@ -14,6 +14,13 @@ from search.retriever import ResultItem, result_item
 class Card(ResultItem):
     # Why a search ranked it where it is, in plain words (search hits only; see explain.py).
     why: tuple[str, ...] = ()
+    # The search page's links for it: add it to the references (or take it out of them:
+    # in_refs), mark it "less like this" (or take the mark off: in_unlike). Empty: not
+    # offered (the tray is full, a strip...).
+    ref_url: str = ""
+    in_refs: bool = False
+    less_url: str = ""
+    in_unlike: bool = False
 
 
 def card(artwork: Artwork) -> Card:

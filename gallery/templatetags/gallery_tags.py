@@ -87,7 +87,7 @@ def artwork_url(artwork_id: int, search: SearchQuery | None = None, rank: int = 
     url = reverse("artwork", args=[artwork_id])
     if search is None or not rank:
         return url
-    return f"{url}?{urlencode({**search.but().params(), 'rank': rank})}"
+    return f"{url}?{urlencode({**search.but().params(), 'rank': rank}, safe=',:')}"
 
 
 @register.filter

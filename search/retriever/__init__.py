@@ -3,7 +3,8 @@
     execute_retriever(name="default", inputs=RetrievalInputs(text="a storm at sea"))
 
 By stage:
-- inputs.py: what a retrieval is asked (text, image, document reference, keywords);
+- inputs.py: what a retrieval is asked (text, image, document reference, keywords, more
+  references, negative examples, a region);
 - plan.py: the stored retriever and which of its searches run on which input;
 - vectors.py: each search's query vector and the feature it is compared in;
 - run.py: running the searches (database-only ones beside the encoder) and fusing by RRF;
@@ -18,6 +19,8 @@ Results degraded by an unavailable encoder are not cached: the model may be back
 from search.errors import (
     BadImage,
     BadPagination,
+    BadRegion,
+    BadWeight,
     EncoderUnavailable,
     FeatureUnavailable,
     ImageTooLarge,
@@ -26,13 +29,20 @@ from search.errors import (
     NothingToSearch,
     RetrievalError,
     TextTooLong,
+    TooManyReferences,
     TopKOutOfRange,
     UnknownArtwork,
     UnknownRetriever,
 )
 from search.filters import BadFilter, Filters
 from search.retriever.execute import execute_retriever
-from search.retriever.inputs import DocRef, RetrievalInputs, decode_base64_image, normalise_text
+from search.retriever.inputs import (
+    DocRef,
+    Region,
+    RetrievalInputs,
+    decode_base64_image,
+    normalise_text,
+)
 from search.retriever.results import (
     ResultItem,
     RetrievalResult,
@@ -42,15 +52,18 @@ from search.retriever.results import (
     short_artist,
 )
 from search.retriever.run import IMAGE_SKIPPED_NOTICE, TEXT_FALLBACK_NOTICE
-from search.retriever.vectors import QUERY_IMAGE_SIDE
+from search.retriever.vectors import MIN_REGION_PIXELS, QUERY_IMAGE_SIDE
 
 __all__ = [
     "IMAGE_SKIPPED_NOTICE",
     "TEXT_FALLBACK_NOTICE",
     "QUERY_IMAGE_SIDE",
+    "MIN_REGION_PIXELS",
     "BadFilter",
     "BadImage",
     "BadPagination",
+    "BadRegion",
+    "BadWeight",
     "DocRef",
     "EncoderUnavailable",
     "FeatureUnavailable",
@@ -59,6 +72,7 @@ __all__ = [
     "MissingInput",
     "NotEmbedded",
     "NothingToSearch",
+    "Region",
     "ResultItem",
     "RetrievalError",
     "RetrievalInputs",
@@ -66,6 +80,7 @@ __all__ = [
     "SearchStats",
     "StageStats",
     "TextTooLong",
+    "TooManyReferences",
     "TopKOutOfRange",
     "UnknownArtwork",
     "UnknownRetriever",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from django.conf import settings
 
@@ -30,11 +31,14 @@ def execute_retriever(
     use_cache: bool = True,
     top_k: int | None = None,
     refresh: bool = False,
+    weights: Mapping[str, float] | None = None,
 ) -> RetrievalResult:
     """Run the retriever `name` (a name, or else an id) on `inputs`; return the page
     [offset, offset + limit) of the fused list (limit: GALLERY_PAGE_SIZE unless given). `top_k`,
-    when given, replaces every search's top_k. `refresh` reads nothing from the cache but still
-    stores what it runs (for a caller that reads the fused list back next). Raises
+    when given, replaces every search's top_k. `weights` replace searches' weights by name
+    ("text", "reference:17", or "reference" for every reference; see plan.py): a finite number
+    from 0 to search.config.MAX_WEIGHT, else BadWeight. `refresh` reads nothing from the cache
+    but still stores what it runs (for a caller that reads the fused list back next). Raises
     RetrievalError (search/errors.py), whose status the API answers with."""
     started = time.perf_counter()
     limit = settings.GALLERY_PAGE_SIZE if limit is None else limit
@@ -48,12 +52,14 @@ def execute_retriever(
     # Every text input, used by this retriever or not (their lengths are checked once normalised).
     check_text(field="The text", value=inputs.text)
     check_text(field="The keywords", value=inputs.keywords)
+    for search_name in weights or {}:
+        check_text(field="A weight's search name", value=search_name, max_length=MAX_NAME_CHARS)
     filters = filters or Filters()
     filters.validate()
 
     stored = stored_retriever(name=name)
     config = retriever_config(name=name, stored=stored)
-    plan = plan_searches(config=config, inputs=inputs, top_k=top_k)
+    plan = plan_searches(config=config, inputs=inputs, top_k=top_k, weights=weights)
     assert stored.config_text is not None  # retriever_config refused a missing one
     keys = cache.result_keys(
         config_text=stored.config_text,
@@ -70,7 +76,14 @@ def execute_retriever(
         fused = cache.get_payload(keys.fused, FusedList) if use_cache and not refresh else None
         cache_hit = fused is not None
         if fused is None:
-            fused = run_plan(config=config, plan=plan, filters=filters, notices=notices)
+            fused = run_plan(
+                config=config,
+                plan=plan,
+                filters=filters,
+                notices=notices,
+                version=stored.version if use_cache else None,
+                read_lists=not refresh,
+            )
             if use_cache and not notices:  # a degraded result is not kept
                 cache.set_payload(keys.fused, fused)
         page = CachedPage(

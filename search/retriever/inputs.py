@@ -21,12 +21,37 @@ class DocRef:
 
 
 @dataclass(frozen=True)
+class Region:
+    """A box on a picture, relative to its size (0..1, origin top-left): a crop of the stored
+    artwork `document_id`'s original file, or (None) of the uploaded image."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    document_id: int | None = None
+
+    def box(self) -> tuple[float, float, float, float]:
+        """(x, y, width, height) rounded to 4 decimals: what identifies the crop."""
+        return (
+            round(self.x, 4),
+            round(self.y, 4),
+            round(self.width, 4),
+            round(self.height, 4),
+        )
+
+
+@dataclass(frozen=True)
 class RetrievalInputs:
     text: str = ""
     image: bytes | None = None
     document_id: int | None = None
     keywords: str = ""
     doc_ref: DocRef | None = None
+    references: tuple[int, ...] = ()  # more artworks "like these", each its own search
+    negatives: tuple[int, ...] = ()  # artworks marked "less like this"
+    negative_image: bytes | None = None  # an upload marked "less like this"
+    region: Region | None = None  # search by a region of the upload or of a stored artwork
 
     def document(self) -> DocRef:
         """The one "find similar" input, whichever name it came under: the bare `document_id`

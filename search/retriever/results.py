@@ -7,7 +7,7 @@ and the pages render the same objects (gallery/selectors.py); descriptions here 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,7 +36,11 @@ class ResultItem(_Frozen):
     ]
     score: Annotated[float, Field(description="The fused RRF score; 0 when browsing.")]
     ranks: Annotated[
-        dict[str, int], Field(description="Each search's rank (from 1) for this artwork.")
+        dict[str, int],
+        Field(
+            description="Each search's rank (from 1) for this artwork, negative searches "
+            "(which lower the score) included."
+        ),
     ]
 
     @property
@@ -59,14 +63,19 @@ def short_artist(artist: str) -> str:
 
 
 class SearchStats(_Frozen):
-    name: str
+    name: Annotated[
+        str,
+        Field(description='The name its ranks are reported under, e.g. "text", "reference:17".'),
+    ]
     input_mode: str
     feature: str
     top_k: int
     encode_ms: float
     knn_ms: float
     returned: int
-    vector_cached: Annotated[bool, Field(description="The text's vector came from the cache.")]
+    vector_cached: Annotated[
+        bool, Field(description="The query vector (a text's or a region's) came from the cache.")
+    ]
     fallback: Annotated[
         str,
         Field(
@@ -74,6 +83,25 @@ class SearchStats(_Frozen):
             "by keywords instead; empty otherwise."
         ),
     ] = ""
+    polarity: Annotated[
+        Literal["positive", "negative"],
+        Field(description='"negative": an example of what not to find; its ranks subtract.'),
+    ] = "positive"
+    weight: Annotated[float, Field(description="The weight this search was fused with.")] = 1.0
+    document_id: Annotated[
+        int | None,
+        Field(
+            description="The artwork it searched by (a reference, a negative example, or the "
+            "artwork a region was cut from); null otherwise."
+        ),
+    ] = None
+    list_cached: Annotated[
+        bool,
+        Field(
+            description="Its ranked list came from the cache (nothing was encoded or searched "
+            "again: e.g. only the weights changed)."
+        ),
+    ] = False
 
 
 class StageStats(_Frozen):

@@ -5,6 +5,10 @@
   document  -> that artwork's stored vector -> kNN, the artwork itself left out
   keywords  -> PostgreSQL full-text search of the metadata
 The filters apply inside every search, before its top_k. One list alone keeps its own order.
+Negative searches ("less like this") run the same way; fusion subtracts their ranks.
+
+Each search's ranked list is cached on its own (search/retriever/cache.py), so a query that
+differs from an earlier one only in its weights runs no search at all.
 
 Searches that need only the database (document, keywords) run on a helper thread, with its own
 connection, while this thread encodes the text or image; see `overlap_allowed`.
@@ -30,7 +34,8 @@ from search.filters import Filters
 from search.fusion import rrf
 from search.keywords import keyword_search
 from search.knn import knn
-from search.retriever.cache import FusedList
+from search.retriever import cache
+from search.retriever.cache import CachedList, FusedList
 from search.retriever.plan import PlannedSearch
 from search.retriever.results import SearchStats
 from search.retriever.vectors import query_vector
@@ -50,29 +55,63 @@ Outcome = tuple[list[int], SearchStats]
 
 
 def run_plan(
-    *, config: RetrieverConfig, plan: list[PlannedSearch], filters: Filters, notices: list[str]
+    *,
+    config: RetrieverConfig,
+    plan: list[PlannedSearch],
+    filters: Filters,
+    notices: list[str],
+    version: int | None = None,
+    read_lists: bool = True,
 ) -> FusedList:
-    """Run every planned search and fuse. Appends to `notices` when a search had to fall back
-    or be skipped."""
+    """Run every planned search (or take its list from the cache) and fuse. Appends to
+    `notices` when a search had to fall back or be skipped. With the collection `version`
+    (read before searching, see plan.stored_retriever), each list is cached for the next query;
+    `read_lists` False runs every search anyway."""
     started = time.perf_counter()
-    outcomes = run_searches(plan=plan, filters=filters, notices=notices)
+    keys = (
+        {p.name: cache.list_key(planned=p, filters=filters, version=version) for p in plan}
+        if version is not None
+        else {}
+    )
+    cached = cache.get_lists(list(set(keys.values()))) if read_lists else {}
+    to_run = [p for p in plan if keys.get(p.name) not in cached]
+    outcomes = run_searches(plan=to_run, filters=filters, notices=notices)
+    if keys:
+        cache.set_lists(
+            {
+                keys[name]: CachedList(
+                    ids=ids, feature=stat.feature, encode_ms=stat.encode_ms, knn_ms=stat.knn_ms
+                )
+                for name, (ids, stat) in outcomes.items()
+                if not stat.fallback  # a degraded list is not kept
+            }
+        )
     rankings: dict[str, list[int]] = {}
+    negatives: dict[str, list[int]] = {}
     stats: list[SearchStats] = []
     for planned in plan:  # plan order, whichever thread ran the search
-        outcome = outcomes.get(planned.search.label)
+        found = cached.get(keys.get(planned.name, ""))
+        outcome = _cached_outcome(planned, found) if found else outcomes.get(planned.name)
         if outcome is None:  # skipped (its encoder is unavailable)
             continue
-        rankings[planned.search.label], stat = outcome
+        lists = negatives if planned.polarity == "negative" else rankings
+        lists[planned.name], stat = outcome
         stats.append(stat)
     if not rankings:
         raise EncoderUnavailable(
             "The image model is unavailable, so this search cannot run right now. "
             "Try again later, or search by text or by an artwork from the collection."
         )
-    weights = {planned.search.label: planned.search.weight for planned in plan}
-    fused = rrf(rankings, k=config.parameters.fusion.k, weights=weights)
+    weights = {planned.name: planned.applied_weight for planned in plan}
+    fused = rrf(
+        rankings,
+        k=config.parameters.fusion.k,
+        weights={name: w for name, w in weights.items() if name in rankings or name in negatives},
+        negatives=negatives,
+        limit=config.parameters.final_top_k,
+    )
     return FusedList(
-        items=fused[: config.parameters.final_top_k],
+        items=fused,
         searches=stats,
         duration_ms=(time.perf_counter() - started) * 1000,
     )
@@ -121,14 +160,12 @@ def _run_sequentially(
     outcomes: dict[str, Outcome] = {}
     for planned in plan:
         try:
-            outcomes[planned.search.label] = run_search(planned, filters)
+            outcomes[planned.name] = run_search(planned, filters)
         except EncoderUnavailable as exc:
-            logger.warning("Search %r degraded: %s", planned.search.label, exc.message)
+            logger.warning("Search %r degraded: %s", planned.name, exc.message)
             if planned.mode == "text":
                 # The same text as keywords: the best that can stand in for it.
-                outcomes[planned.search.label] = _keyword_outcome(
-                    planned, filters, fallback="keywords"
-                )
+                outcomes[planned.name] = _keyword_outcome(planned, filters, fallback="keywords")
                 notices.append(TEXT_FALLBACK_NOTICE)
             else:  # an image: nothing can stand in for it
                 notices.append(IMAGE_SKIPPED_NOTICE)
@@ -147,7 +184,9 @@ def run_search(planned: PlannedSearch, filters: Filters) -> Outcome:
         vector=query.vector,
         top_k=planned.top_k,
         filters=filters,
-        exclude_id=query.exclude_id,
+        # A reference's neighbours leave it out (the visitor has it); a negative example's
+        # list starts with the example itself, so that what is marked goes down the most.
+        exclude_id=query.exclude_id if planned.polarity == "positive" else None,
         ef_search=ef_search_for(planned.mode),
     )
     return _outcome(
@@ -179,7 +218,7 @@ def _outcome(
 ) -> Outcome:
     ids = [artwork_id for artwork_id, _ in rows]
     return ids, SearchStats(
-        name=planned.search.label,
+        name=planned.name,
         input_mode=planned.mode,
         feature=feature,
         top_k=planned.top_k,
@@ -188,4 +227,25 @@ def _outcome(
         returned=len(ids),
         vector_cached=vector_cached,
         fallback=fallback,
+        polarity=planned.search.polarity,
+        weight=planned.applied_weight,
+        document_id=planned.document_id,
+    )
+
+
+def _cached_outcome(planned: PlannedSearch, found: CachedList) -> Outcome:
+    """A search answered by its cached list: nothing was encoded or searched this time."""
+    return list(found.ids), SearchStats(
+        name=planned.name,
+        input_mode=planned.mode,
+        feature=found.feature,
+        top_k=planned.top_k,
+        encode_ms=0.0,
+        knn_ms=0.0,
+        returned=len(found.ids),
+        vector_cached=False,
+        polarity=planned.search.polarity,
+        weight=planned.applied_weight,
+        document_id=planned.document_id,
+        list_cached=True,
     )

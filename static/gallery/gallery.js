@@ -80,20 +80,58 @@
     true
   );
 
+  var focusChipAfterSwap = null; // the artwork just marked "less like this"
+  var focusRefAfterSettle = null; // the artwork just added to (or taken from) the references
+
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
-    focusQueryAfterSwap = !!(elt && elt.matches && elt.matches(".find-similar, .chip-remove"));
+    focusQueryAfterSwap = !!(
+      elt &&
+      elt.matches &&
+      elt.matches(".find-similar, .chip-remove, .tray-remove, .chip-action")
+    );
+    var card = elt && elt.matches && elt.matches(".less-like:not(.marked)") ? elt.closest(".card") : null;
+    focusChipAfterSwap = card ? card.dataset.artworkId : null;
+    var toggled = elt && elt.matches && elt.matches(".ref-toggle") ? elt.closest(".card") : null;
+    focusRefAfterSettle = toggled ? toggled.dataset.artworkId : null;
+  });
+
+  // The toggle keeps the focus when its card is still listed (htmx refocuses the same id);
+  // a reference's own search leaves it out, and then its place in the tray takes the focus.
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!focusRefAfterSettle) return;
+    var id = focusRefAfterSettle;
+    focusRefAfterSettle = null;
+    var toggle = document.getElementById("ref-" + id);
+    var inTray = document.querySelector('.tray-item[data-artwork="' + id + '"] .tray-link');
+    var target = toggle || inTray || document.getElementById("q");
+    if (target && document.activeElement !== target) target.focus({ preventScroll: true });
   });
 
   document.addEventListener("htmx:afterSwap", function () {
     var filters = document.getElementById("filters");
     if (filters && filtersOpen !== null) filters.open = filtersOpen;
-    if (focusQueryAfterSwap) {
+    if (focusChipAfterSwap) {
+      // The card may have moved far down or left the list: the focus goes to its new chip,
+      // whose button takes the mark back.
+      var chip = document.querySelector('.chip-unlike[data-artwork="' + focusChipAfterSwap + '"] .chip-remove');
+      if (chip) chip.focus({ preventScroll: true });
+      focusChipAfterSwap = null;
+    } else if (focusQueryAfterSwap) {
       // The artwork is now a chip: put the cursor where the visitor adds words to it.
       var q = document.getElementById("q");
       if (q) q.focus({ preventScroll: true });
-      focusQueryAfterSwap = false;
     }
+    focusQueryAfterSwap = false;
+  });
+
+  // A weight control says its value at once; the search follows when the control rests (its
+  // hx-trigger waits), and the swap gives the focus back to the control of the same id.
+  document.addEventListener("input", function (event) {
+    var target = event.target;
+    if (!target || !target.matches || !target.matches('.weights input[type="range"]')) return;
+    var output = document.getElementById(target.id + "-value");
+    if (output) output.textContent = "× " + Number(target.value);
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {
