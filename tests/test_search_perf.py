@@ -348,7 +348,13 @@ def test_a_failed_load_is_not_retried_on_every_query(
         return real(model_name, fallback=fallback)
 
     monkeypatch.setattr(encoder_module, "_create", counting)
-    for _ in range(3):
+    result = execute_retriever(inputs=RetrievalInputs(text="storm"), use_cache=False)
+    assert result.notices == [TEXT_FALLBACK_NOTICE]
+    # The active feature's checkpoint, then the configured model, each tried once.
+    first = list(attempts)
+    assert first and len(set(first)) == len(first), first
+    assert no_model.GALLERY_EMBEDDING_MODEL in first
+    for _ in range(2):
         result = execute_retriever(inputs=RetrievalInputs(text="storm"), use_cache=False)
         assert result.notices == [TEXT_FALLBACK_NOTICE]
-    assert len(attempts) == 1
+    assert attempts == first  # nothing tried again
