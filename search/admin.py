@@ -116,7 +116,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(Feature)
 class FeatureAdmin(ReadOnlyAdmin):
-    list_display = ("name", "model_name", "dimensions", "is_active", "vectors", "activated_at")
+    list_display = ("name", "model_name", "is_active", "vectors", "activated_at")
     list_filter = ("is_active",)
 
     @admin.display(description="vectors")
