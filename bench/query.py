@@ -50,6 +50,7 @@ TARGETS = {  # query type -> p95 ms
 }
 FACETS_TARGET = 15.0  # p95 ms: the facet counts over a fused list of 500, in one query
 REFUSION_TARGET = 10.0  # p95 ms: a text + two references query re-weighted (lists cached)
+THROUGHPUT_SHARE = 0.8  # of cores ÷ text tower time, for distinct text queries from 20 clients
 REFUSION_WEIGHTS = {"text": 1.5, "reference": 0.5}
 RECALL_TARGET = 0.95
 API_PATH = "/api/retrievers/default/execute"
@@ -997,8 +998,20 @@ def http_section(
             clients=args.concurrency_clients,
             seconds=args.concurrency_seconds,
         )
-        out["memory_after_load"] = server.memory()
         log(f"load test: {out['concurrency']}")
+        # Text alone, every text new: the encoder is the bottleneck, so the ceiling is cores ÷
+        # the text tower's time (compared in targets()).
+        texts = [f"{t} {i}" for i, t in enumerate(phrases(600, args.seed + 2))]
+        log(f"text load test: {args.concurrency_clients} clients, {args.concurrency_seconds:.0f} s")
+        out["concurrency_text"] = web.load_test(
+            port=server.port,
+            path=API_PATH,
+            payloads=[web.body(text=text) for text in texts],
+            clients=args.concurrency_clients,
+            seconds=args.concurrency_seconds,
+        )
+        out["memory_after_load"] = server.memory()
+        log(f"text load test: {out['concurrency_text']}")
     return out
 
 
@@ -1089,6 +1102,18 @@ def verdicts(figures: dict[str, Any]) -> list[dict[str, Any]]:
                 if "text" in http
                 else None,
                 "met": bool(text <= 1.3 * tower),
+            }
+        )
+    text_load = figures.get("http", {}).get("concurrency_text")
+    if text_load and floor:
+        ceiling = (os.cpu_count() or 1) * 1000 / floor["text_tower_ms"]["p50"]
+        rows.append(
+            {
+                "target": f"text-only throughput >= 0.8 x cores / text tower ({ceiling:.1f}/s)",
+                "in_process": None,
+                "http": f"{text_load['throughput_rps']}/s, {text_load['errors']} err",
+                "met": text_load["errors"] == 0
+                and text_load["throughput_rps"] >= THROUGHPUT_SHARE * ceiling,
             }
         )
     conc = figures.get("http", {}).get("concurrency")

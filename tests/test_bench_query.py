@@ -105,6 +105,9 @@ def test_query_benchmark_reports_every_figure(tmp_path: Path) -> None:
 
     load = figures["http"]["concurrency"]
     assert load["requests"] > 0 and load["errors"] == 0, load
+    text_load = figures["http"]["concurrency_text"]
+    assert text_load["requests"] > 0 and text_load["errors"] == 0, text_load
+    assert any(r["target"].startswith("text-only throughput") for r in figures["verdicts"])
     assert figures["http"]["memory_after_load"]["worker_rss_mb"] > 50
 
     levers = figures["levers"]
