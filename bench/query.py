@@ -451,16 +451,8 @@ def refusion_only(args: argparse.Namespace) -> dict[str, Any]:
     figures["data"] = prepare_data(args, feature_name=encoder.feature_name, model=folder)
     docs = random.Random(args.seed + 7).sample(range(1, args.n + 1), args.queries)
     figures["refusion"] = refusion_section(phrases(args.queries, args.seed), docs)
-    figures["machine"]["load_end"] = loadavg()
     print_refusion(figures["refusion"])
-    print(  # noqa: T201 - the report is the output
-        f"  {args.n} artworks, {figures['machine']['cpus']} CPUs, load "
-        f"{figures['machine']['load_start']} -> {figures['machine']['load_end']}"
-    )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2, default=_json_default))
-    return figures
+    return _section_done(args, figures)
 
 
 def print_refusion(refusion: dict[str, Any]) -> None:
@@ -486,8 +478,15 @@ def facets_only(args: argparse.Namespace) -> dict[str, Any]:
     )
     docs = random.Random(args.seed + 7).sample(range(1, args.n + 1), args.queries)
     figures["facets"] = facets_section(docs)
-    figures["machine"]["load_end"] = loadavg()
     print_facets(figures["facets"])
+    return _section_done(args, figures)
+
+
+def _section_done(args: argparse.Namespace, figures: dict[str, Any]) -> dict[str, Any]:
+    """The end of a one-section run: the load it ended at, printed and saved with --json."""
+    from bench.stats import loadavg
+
+    figures["machine"]["load_end"] = loadavg()
     print(  # noqa: T201 - the report is the output
         f"  {args.n} artworks, {figures['machine']['cpus']} CPUs, load "
         f"{figures['machine']['load_start']} -> {figures['machine']['load_end']}"

@@ -4,9 +4,11 @@ helpers from here, never from each other."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -171,6 +173,37 @@ def client_for(user: Any) -> Any:
     if user is not None:
         client.force_login(user)
     return client
+
+
+def worker_environment(*, broker: str, model: Path, **env: str) -> dict[str, str]:
+    """A test worker's environment: this test's database, media and broker, `model` on the CPU
+    with no fallback to the offline model, and `env` on top."""
+    from django.conf import settings
+    from django.db import connection
+
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "GALLERY_DATABASE_NAME": str(connection.settings_dict["NAME"]),
+        "CELERY_BROKER_URL": broker,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "GALLERY_EMBEDDING_MODEL": str(model),
+        "GALLERY_EMBEDDING_FALLBACK": "0",
+        "GALLERY_EMBEDDING_DEVICE": "cpu",
+        "GALLERY_TORCH_THREADS": "1",
+        **env,
+    }
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process's group, SIGKILL if it has not exited 20 s later."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
 
 
 def spawn_celery_worker(

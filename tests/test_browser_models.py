@@ -6,9 +6,6 @@ the jobs page and its queued batches do nothing."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,9 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from django.conf import settings as django_settings
 from django.contrib.auth.models import User
-from django.db import connection
 
 from gallery.jobs.models import Job
 from gallery.services import artwork_images_changed, artwork_upsert
@@ -30,7 +25,14 @@ from search.pipeline import embed_artworks
 from search.retriever import normalise_text
 from search.testmodel import ensure_test_model
 from tests.fixtures.browser import save_screenshot
-from tests.helpers import SAMPLE_PAINTINGS, curators_group, spawn_celery_worker, wait_until
+from tests.helpers import (
+    SAMPLE_PAINTINGS,
+    curators_group,
+    spawn_celery_worker,
+    stop_process_group,
+    wait_until,
+    worker_environment,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -74,18 +76,7 @@ def worker(
     started: list[subprocess.Popen[bytes]] = []
 
     def start(queues: str = "embed,default", **env: str) -> subprocess.Popen[bytes]:
-        environment = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "GALLERY_DATABASE_NAME": connection.settings_dict["NAME"],
-            "CELERY_BROKER_URL": embed_broker,
-            "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
-            "GALLERY_EMBEDDING_MODEL": str(test_encoder_settings),
-            "GALLERY_EMBEDDING_FALLBACK": "0",
-            "GALLERY_EMBEDDING_DEVICE": "cpu",
-            "GALLERY_TORCH_THREADS": "1",
-            **env,
-        }
+        environment = worker_environment(broker=embed_broker, model=test_encoder_settings, **env)
         log = tmp_path / f"worker-{len(started)}.log"
         process = spawn_celery_worker(
             queues=queues, name="models", environment=environment, log=log
@@ -95,13 +86,7 @@ def worker(
 
     yield start
     for process in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        stop_process_group(process)
 
 
 def log_in(page: Any, next_url: str) -> None:

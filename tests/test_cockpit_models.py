@@ -7,7 +7,6 @@ or, where only the bookkeeping is tested, by running each queued task in this pr
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -19,10 +18,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission, User
 from django.core.files.storage import default_storage
-from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test import Client
 from django.urls import reverse
@@ -45,7 +42,9 @@ from tests.helpers import (
     client_for,
     curators_group,
     spawn_celery_worker,
+    stop_process_group,
     wait_until,
+    worker_environment,
 )
 
 ADD = "admin:search_feature_add"
@@ -328,18 +327,7 @@ def embed_worker(
 
     def start(queues: str = "embed,default", **env: str) -> tuple[subprocess.Popen[bytes], Path]:
         log = tmp_path / f"worker-{len(started)}.log"
-        environment = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "GALLERY_DATABASE_NAME": connection.settings_dict["NAME"],
-            "CELERY_BROKER_URL": embed_broker,
-            "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
-            "GALLERY_EMBEDDING_MODEL": str(test_encoder_settings),
-            "GALLERY_EMBEDDING_FALLBACK": "0",
-            "GALLERY_EMBEDDING_DEVICE": "cpu",
-            "GALLERY_TORCH_THREADS": "1",
-            **env,
-        }
+        environment = worker_environment(broker=embed_broker, model=test_encoder_settings, **env)
         process = spawn_celery_worker(
             queues=queues, name="models", environment=environment, log=log
         )
@@ -348,13 +336,7 @@ def embed_worker(
 
     yield start
     for process in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        stop_process_group(process)
 
 
 def finished(job: Job) -> bool:

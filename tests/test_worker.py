@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.management import call_command
-from django.db import connection
 from django.db.models import Count
 from pytest_django import Settings
 
@@ -27,7 +25,13 @@ from search.encoder import get_encoder, reset_encoder
 from search.features import active_feature, feature_for
 from search.models import Embedding, EmbeddingFailure, Feature
 from search.queueing import embedding_batch
-from tests.helpers import PAINTINGS_DIR, aic_import, spawn_celery_worker, wait_until
+from tests.helpers import (
+    PAINTINGS_DIR,
+    aic_import,
+    spawn_celery_worker,
+    wait_until,
+    worker_environment,
+)
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -70,18 +74,9 @@ def start_worker(
 
     def start(*, model: Path | None = None, **env: str) -> Worker:
         log = tmp_path / f"worker-{len(workers)}.log"
-        environment = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "GALLERY_DATABASE_NAME": connection.settings_dict["NAME"],
-            "CELERY_BROKER_URL": embed_broker,
-            "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
-            "GALLERY_EMBEDDING_MODEL": str(model or test_encoder_settings),
-            "GALLERY_EMBEDDING_FALLBACK": "0",
-            "GALLERY_EMBEDDING_DEVICE": "cpu",
-            "GALLERY_TORCH_THREADS": "1",
-            **env,
-        }
+        environment = worker_environment(
+            broker=embed_broker, model=model or test_encoder_settings, **env
+        )
         process = spawn_celery_worker(
             queues="embed,default", name="emb", environment=environment, log=log
         )
