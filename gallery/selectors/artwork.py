@@ -12,7 +12,8 @@ from django.urls import reverse
 from gallery.models import Artwork
 from gallery.query import SearchQuery
 from gallery.selectors.cards import Card, card, item_card
-from gallery.selectors.search import browse, friendly_error, page_size, resolved, retrieve
+from gallery.selectors.chips import resolved
+from gallery.selectors.search import browse, friendly_error, page_size, retrieve
 from search.filters import MAX_FILTER_CHARS
 from search.retriever import RetrievalError, short_artist
 from search.validation import text_problem
