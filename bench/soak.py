@@ -211,7 +211,9 @@ def _drop_database(name: str) -> None:
     config = Config()
     if config.DATABASE_URL:
         return
-    socket_dir = ensure_server(pgdata=config.GALLERY_PGDATA)
+    socket_dir = ensure_server(
+        pgdata=config.GALLERY_PGDATA, shared_buffers=config.GALLERY_PG_SHARED_BUFFERS
+    )
     with psycopg.connect(dbname="postgres", user="postgres", host=socket_dir, autocommit=True) as c:
         c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

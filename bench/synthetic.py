@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -427,13 +428,17 @@ def build_hnsw(
     *,
     m: int = 16,
     ef_construction: int = 64,
-    workers: int = 2,
+    workers: int | None = None,
     maintenance_work_mem: str = "2GB",
     name: str = "embedding_vector_hnsw",
     halfvec: bool = True,
 ) -> float:
     """Drop and rebuild an HNSW cosine index on search_embedding; returns the build seconds.
-    The default name and parameters are the model's own index (search/models/embeddings.py)."""
+    The default name and parameters are the model's own index (search/models/embeddings.py).
+    `workers`: parallel maintenance workers, by default one fewer than the cores, since the
+    leader builds too (one process per core; more only take turns on the cores)."""
+    if workers is None:
+        workers = max(1, (os.cpu_count() or 2) - 1)
     raw = connection.connection
     with raw.cursor() as cur:
         cur.execute(f"DROP INDEX IF EXISTS {name}")

@@ -171,12 +171,25 @@ def load_test(
                         result.error_samples.append(error)
 
     started = time.monotonic()
+    busy_before, clients_before = busy_cpu_seconds(), time.process_time()
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=seconds + 300)
     wall = time.monotonic() - started
+    busy_after, clients_after = busy_cpu_seconds(), time.process_time()
+    cpu: dict[str, float] | None = None
+    if busy_before is not None and busy_after is not None and result.requests:
+        # Where the cores went, per request: the whole machine, and of it these client threads
+        # (they share the machine with the server); the rest is the server and its database.
+        machine = (busy_after - busy_before) * 1000 / result.requests
+        own = (clients_after - clients_before) * 1000 / result.requests
+        cpu = {
+            "machine": round(machine, 1),
+            "clients": round(own, 1),
+            "server": round(machine - own, 1),
+        }
     return {
         "clients": clients,
         "seconds": round(wall, 1),
@@ -186,4 +199,16 @@ def load_test(
         "throughput_rps": round(result.requests / wall, 2) if wall else 0.0,
         "latency_ms": percentiles(result.latencies),
         "error_samples": result.error_samples,
+        "cpu_ms_per_request": cpu,
     }
+
+
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds all cores have spent busy since boot (Linux's /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(value) for value in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")

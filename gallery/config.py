@@ -81,6 +81,11 @@ class Config(_Environment):
         BASE_DIR / ".pgdata", "data folder of the embedded PostgreSQL", shown="`./.pgdata`"
     )
     GALLERY_DATABASE_NAME: str = setting("gallery", "database on the embedded server")
+    GALLERY_PG_SHARED_BUFFERS: str = setting(
+        "2GB",
+        "the embedded server's `shared_buffers` (as compose's PostgreSQL): the HNSW index stays "
+        "in PostgreSQL's memory; a change restarts the server once",
+    )
     DATABASE_POOL_MAX_SIZE: int = setting(16, "pooled database connections per process")
     DATABASE_POOL_TIMEOUT: float = setting(
         5.0, "seconds a request waits for a pooled connection before its 503"

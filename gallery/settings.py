@@ -92,7 +92,13 @@ else:
     PGDATA = config.GALLERY_PGDATA
     # GALLERY_DATABASE_NAME picks another database on the same server (benchmarks, and worker
     # processes started by tests, which must reach the test database).
-    DATABASES = {"default": database_settings(pgdata=PGDATA, name=config.GALLERY_DATABASE_NAME)}
+    DATABASES = {
+        "default": database_settings(
+            pgdata=PGDATA,
+            name=config.GALLERY_DATABASE_NAME,
+            shared_buffers=config.GALLERY_PG_SHARED_BUFFERS,
+        )
+    }
 # Connections are bounded by psycopg's pool, one per process, in every mode: the development
 # server starts a thread per request and gunicorn reuses threads, and either way a finished
 # request hands its connection back instead of keeping it (a pool needs CONN_MAX_AGE 0). The

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import PAINTINGS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +84,7 @@ def test_query_benchmark_reports_every_figure(tmp_path: Path) -> None:
     assert figures["refusion"]["searches"] == 3 and max(figures["refusion"]["list_lengths"]) > 0
     _pct(figures["floor"]["text_tower_ms"])
     _pct(figures["floor"]["image_tower_ms"])
+    _pct(figures["floor"]["text_tower_1thread_ms"])  # the throughput ceiling's per-core time
 
     # 2,000 vectors and ef_search >= 400: the index search is all but exact.
     prefixes = ("text", "synthetic_text_like")
@@ -107,6 +110,9 @@ def test_query_benchmark_reports_every_figure(tmp_path: Path) -> None:
     assert load["requests"] > 0 and load["errors"] == 0, load
     text_load = figures["http"]["concurrency_text"]
     assert text_load["requests"] > 0 and text_load["errors"] == 0, text_load
+    cpu = text_load["cpu_ms_per_request"]  # where the cores went: clients and server add up
+    assert cpu["machine"] > 0 and cpu["clients"] > 0
+    assert cpu["server"] == pytest.approx(cpu["machine"] - cpu["clients"], abs=0.11)
     assert any(r["target"].startswith("text-only throughput") for r in figures["verdicts"])
     assert figures["http"]["memory_after_load"]["worker_rss_mb"] > 50
 

@@ -99,7 +99,9 @@ def test_a_region_drawn_with_the_mouse_is_a_search_and_a_permalink(
     page.goto("/?q=a+landscape")
     page.locator("#result-list .card-link").first.click()
     page.wait_for_url(re.compile(r"/artworks/\d+/\?q=a\+landscape&rank=1$"))
-    artwork_id = int(re.search(r"/artworks/(\d+)/", page.url).group(1))  # type: ignore[union-attr]
+    opened = re.search(r"/artworks/(\d+)/", page.url)
+    assert opened is not None
+    artwork_id = int(opened.group(1))
 
     toggle = page.get_by_role("button", name="Search a region")
     expect(toggle).to_have_attribute("aria-pressed", "false")

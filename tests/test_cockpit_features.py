@@ -146,7 +146,8 @@ def test_a_curator_queues_the_missing_and_the_failed(
             assert curator.post(url).status_code == 302
         # An embedding run (a job), started by its own task: never in the request.
         job = Job.objects.filter(kind=Job.Kind.EMBEDDING).latest("pk")
-        assert (job.state, job.created_by.username) == ("queued", "registrar")  # type: ignore[union-attr]
+        assert job.created_by is not None
+        assert (job.state, job.created_by.username) == ("queued", "registrar")
         assert job.parameters["feature_id"] == new.pk and not job.parameters["activate"]
         assert start_tasks(embed_broker) == [job.pk]
         assert queued_ids(embed_broker) == []

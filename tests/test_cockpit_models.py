@@ -235,7 +235,7 @@ def test_a_run_counts_each_batch_once_and_activates_only_when_complete(
     # activate like its run, switches searches once the image is readable again.
     errors = curator.get(reverse("admin:jobs_job_errors", args=[job.pk]))
     assert isinstance(errors, StreamingHttpResponse)
-    csv = b"".join(errors.streaming_content)  # type: ignore[arg-type]
+    csv = errors.getvalue()
     assert f"{ids[2]},".encode() in csv and b"The image cannot be decoded" in csv
     with default_storage.open(broken.image.name or "", "wb") as fh:
         fh.write(original)

@@ -88,3 +88,33 @@ def test_first_connection_starts_the_server_even_after_a_killed_writer(
     )
     assert _python(own_server, "-c", connect).split() == ["connected"]
     assert isinstance(json.loads((pgdata / HANDLE_LIST).read_text()), list)
+
+
+SHARED_BUFFERS = """
+import django
+django.setup()
+from django.db import connection
+with connection.cursor() as cursor:
+    cursor.execute("SELECT current_setting('shared_buffers'), pg_postmaster_start_time()")
+    print(*cursor.fetchone(), sep="|")
+"""
+
+
+def test_the_server_runs_with_the_configured_shared_buffers(own_server: dict[str, str]) -> None:
+    # The default: PostgreSQL's own 128 MB would not hold a 120,000-artwork index.
+    size, started = _python(own_server, "-c", SHARED_BUFFERS).strip().split("|")
+    assert size == "2GB"
+
+    # Another size: set, and the server restarted once to take it.
+    own_server["GALLERY_PG_SHARED_BUFFERS"] = "256MB"
+    size, restarted = _python(own_server, "-c", SHARED_BUFFERS).strip().split("|")
+    assert size == "256MB" and restarted != started
+    size, again = _python(own_server, "-c", SHARED_BUFFERS).strip().split("|")
+    assert (size, again) == ("256MB", restarted)  # already so: no restart
+
+
+def test_a_shared_buffers_that_is_no_size_is_refused(tmp_path: Path) -> None:
+    from gallery.embedded_db import database_settings
+
+    with pytest.raises(ValueError, match="GALLERY_PG_SHARED_BUFFERS"):
+        database_settings(pgdata=tmp_path, name="gallery", shared_buffers="2GB; DROP")

