@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.db import models
 from pgvector.django import HalfVectorField, HnswIndex
 
+from search.hnsw import HNSW_EF_CONSTRUCTION, HNSW_M
+
 DIMENSIONS = 768
 
 
@@ -56,8 +58,8 @@ class Embedding(models.Model):
             HnswIndex(
                 name="embedding_vector_hnsw",
                 fields=["vector"],
-                m=16,
-                ef_construction=64,
+                m=HNSW_M,
+                ef_construction=HNSW_EF_CONSTRUCTION,
                 opclasses=["halfvec_cosine_ops"],
             )
         ]
