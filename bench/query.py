@@ -38,8 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/query.py` as well as `python -m bench.query`
     sys.path.insert(0, str(ROOT))
 
-from search.hnsw import HNSW_EF_CONSTRUCTION, HNSW_M  # noqa: E402  (needs ROOT on the path)
-
 TARGETS = {  # query type -> p95 ms
     "document": 20.0,
     "text": 150.0,
@@ -52,7 +50,6 @@ TARGETS = {  # query type -> p95 ms
 }
 FACETS_TARGET = 15.0  # p95 ms: the facet counts over a fused list of 500, in one query
 REFUSION_TARGET = 10.0  # p95 ms: a text + two references query re-weighted (lists cached)
-MODEL_INDEX = f"m {HNSW_M}, ef_construction {HNSW_EF_CONSTRUCTION}"
 THROUGHPUT_SHARE = 0.8  # of cores ÷ text tower time, for distinct text queries from 20 clients
 REFUSION_WEIGHTS = {"text": 1.5, "reference": 0.5}
 RECALL_TARGET = 0.95
@@ -263,11 +260,13 @@ def prepare_data(args: argparse.Namespace, *, feature_name: str, model: Path) ->
     if has_index and args.keep_index:
         log("keeping the existing HNSW index (--keep-index)")
     else:
-        log(f"building the HNSW index ({MODEL_INDEX}, a process per core)")
+        log("building the HNSW index (m 16, ef_construction 64, a process per core)")
         # The graph must fit in maintenance_work_mem or the build slows many times over: about
-        # 2 KB per halfvec(768) vector, so 1,000,000 vectors need about 2 GB.
+        # 2 KB per halfvec(768) vector at m 16, so 1,000,000 vectors need more than 2 GB.
         memory = f"{max(2, -(-args.n * 3 // 1_000_000))}GB"
-        seconds = synthetic.build_hnsw(connection, maintenance_work_mem=memory)
+        seconds = synthetic.build_hnsw(
+            connection, m=16, ef_construction=64, maintenance_work_mem=memory
+        )
         out["hnsw_build_s"] = round(seconds, 2)
         synthetic.record(connection, hnsw_build_s=out["hnsw_build_s"])
         log(f"HNSW built in {out['hnsw_build_s']} s")
@@ -730,8 +729,8 @@ def hnsw_grid(
         rows.append(row)
         log(f"hnsw grid: {row}")
     if rows:
-        seconds = synthetic.build_hnsw(connection)
-        log(f"restored the model's index ({MODEL_INDEX}) in {seconds:.1f} s")
+        seconds = synthetic.build_hnsw(connection, m=16, ef_construction=64)
+        log(f"restored the model's index (m 16, ef_construction 64) in {seconds:.1f} s")
     return rows
 
 
@@ -1142,7 +1141,7 @@ def print_report(figures: dict[str, Any]) -> None:
         f"{figures['machine']['load_end']}"
     )
     if "hnsw_build_s" in d:
-        p(f"HNSW build ({MODEL_INDEX}): {d['hnsw_build_s']} s")
+        p(f"HNSW build (m 16, ef_construction 64): {d['hnsw_build_s']} s")
     p(
         "Sizes (MB): "
         + ", ".join(f"{k} {v}" for k, v in d["sizes"].items())

@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from search.hnsw import HNSW_EF_CONSTRUCTION, HNSW_M
-
 DIMENSIONS = 768
 LATENT = 32
 CLUSTERS = 300
@@ -428,8 +426,8 @@ def load(connection: Any, *, spec: Spec, feature_name: str, model_name: str) -> 
 def build_hnsw(
     connection: Any,
     *,
-    m: int = HNSW_M,
-    ef_construction: int = HNSW_EF_CONSTRUCTION,
+    m: int = 16,
+    ef_construction: int = 64,
     workers: int | None = None,
     maintenance_work_mem: str = "2GB",
     name: str = "embedding_vector_hnsw",

@@ -3,8 +3,6 @@ from __future__ import annotations
 from django.db import models
 from pgvector.django import HalfVectorField, HnswIndex
 
-from search.hnsw import HNSW_EF_CONSTRUCTION, HNSW_M
-
 DIMENSIONS = 768
 
 
@@ -58,8 +56,8 @@ class Embedding(models.Model):
             HnswIndex(
                 name="embedding_vector_hnsw",
                 fields=["vector"],
-                m=HNSW_M,
-                ef_construction=HNSW_EF_CONSTRUCTION,
+                m=16,
+                ef_construction=64,
                 opclasses=["halfvec_cosine_ops"],
             )
         ]
