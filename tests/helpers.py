@@ -228,3 +228,45 @@ def spawn_celery_worker(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def import_sample_paintings(count: int) -> list[int]:
+    """The first `count` bundled sample paintings, imported without queueing their embedding
+    (the test decides)."""
+    from gallery.services import artwork_images_changed, artwork_upsert
+
+    receivers = artwork_images_changed.receivers[:]
+    artwork_images_changed.receivers = []
+    try:
+        names = sorted((SAMPLE_PAINTINGS / "images").glob("*.jpg"))[:count]
+        return [
+            artwork_upsert(
+                source="local",
+                external_id=path.stem,
+                metadata={"title": f"Painting {path.stem}"},
+                image_data=path.read_bytes(),
+            ).artwork.pk
+            for path in names
+        ]
+    finally:
+        artwork_images_changed.receivers = receivers
+        artwork_images_changed.sender_receivers_cache.clear()
+
+
+def import_and_embed_aic(records: list[dict[str, Any]], aic_ids: list[int]) -> list[int]:
+    """The shared AIC paintings with these ids, imported and embedded in this process."""
+    from gallery.services import artwork_upsert
+    from search.pipeline import embed_artworks
+
+    by_id = {record["id"]: record for record in records}
+    ids = [
+        artwork_upsert(
+            source="aic",
+            external_id=str(aic_id),
+            metadata={"title": f"t{aic_id}"},
+            image_data=(ALL_PAINTINGS / by_id[aic_id]["image"]).read_bytes(),
+        ).artwork.pk
+        for aic_id in aic_ids
+    ]
+    assert embed_artworks(ids=ids).embedded == len(ids)
+    return ids

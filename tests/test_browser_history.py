@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.fixtures.browser import BrowserCollection, save_screenshot
+from tests.fixtures.browser import DESKTOP, BrowserCollection, opened_page, save_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -30,19 +30,9 @@ def any_page(
 ) -> Iterator[Any]:
     """A desktop page in Chromium with its back-forward cache off, then on."""
     browser = chromium_bfcache if request.param == "bfcache-on" else chromium
-    context = browser.new_context(
-        base_url=live_server.url, viewport={"width": 1280, "height": 900}, locale="en-US"
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.js_errors = errors
-    page.bfcache = request.param == "bfcache-on"
-    yield page
-    save_screenshot(page, request.node.name)
-    context.close()
+    with opened_page(browser, live_server, request, viewport=DESKTOP) as page:
+        page.bfcache = request.param == "bfcache-on"
+        yield page
 
 
 def result_ids(page: Any) -> list[int]:

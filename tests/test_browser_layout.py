@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.fixtures.browser import BrowserCollection, save_screenshot
+from tests.fixtures.browser import BrowserCollection, opened_page, save_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -32,18 +32,10 @@ PLACEHOLDER_OVERFLOW = """input => {
 
 @pytest.fixture
 def phone_page(chromium: Any, live_server: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = chromium.new_context(
-        base_url=live_server.url, viewport=PHONE, is_mobile=True, has_touch=True, locale="en-US"
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.js_errors = errors
-    yield page
-    save_screenshot(page, request.node.name)
-    context.close()
+    with opened_page(
+        chromium, live_server, request, viewport=PHONE, is_mobile=True, has_touch=True
+    ) as page:
+        yield page
 
 
 def top(page: Any, selector: str) -> float:

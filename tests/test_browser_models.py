@@ -16,18 +16,16 @@ import pytest
 from django.contrib.auth.models import User
 
 from gallery.jobs.models import Job
-from gallery.services import artwork_images_changed, artwork_upsert
 from search import encoder as encoders
 from search.config import default_config
 from search.features import active_feature
 from search.models import Embedding, Feature, Retriever
 from search.pipeline import embed_artworks
 from search.retriever import normalise_text
-from search.testmodel import ensure_test_model
 from tests.fixtures.browser import save_screenshot
 from tests.helpers import (
-    SAMPLE_PAINTINGS,
     curators_group,
+    import_sample_paintings,
     spawn_celery_worker,
     stop_process_group,
     wait_until,
@@ -39,32 +37,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(tra
 PASSWORD = "a-curator-password"
 
 
-@pytest.fixture(scope="session")
-def other_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Another checkpoint: the test SigLIP built with another seed into a temporary folder."""
-    return ensure_test_model(tmp_path_factory.mktemp("checkpoints") / "siglip-seed2", seed=2)
-
-
 @pytest.fixture
 def paintings(test_encoder_settings: Path, settings: Any) -> list[int]:
     """Sample paintings embedded under the first feature (active), served by the live server."""
     settings.GALLERY_SERVE_MEDIA = True
     Retriever.objects.get_or_create(name="default", defaults={"config": default_config()})
-    receivers = artwork_images_changed.receivers[:]
-    artwork_images_changed.receivers = []  # embedded below, in this process
-    try:
-        ids = [
-            artwork_upsert(
-                source="local",
-                external_id=path.stem,
-                metadata={"title": f"Painting {path.stem}"},
-                image_data=path.read_bytes(),
-            ).artwork.pk
-            for path in sorted((SAMPLE_PAINTINGS / "images").glob("*.jpg"))[:40]
-        ]
-    finally:
-        artwork_images_changed.receivers = receivers
-        artwork_images_changed.sender_receivers_cache.clear()
+    ids = import_sample_paintings(40)  # embedded below, in this process
     embed_artworks(ids=ids)
     return ids
 

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.fixtures.axe import assert_accessible, small_targets
-from tests.fixtures.browser import BrowserCollection, save_screenshot
+from tests.fixtures.browser import BrowserCollection, opened_page, save_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -243,22 +243,11 @@ def test_a_region_is_never_smaller_than_the_server_accepts(
 
 @pytest.fixture
 def touch_page(chromium: Any, live_server: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = chromium.new_context(
-        base_url=live_server.url,
-        viewport={"width": 412, "height": 860},
-        is_mobile=True,
-        has_touch=True,
-        locale="en-US",
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.js_errors = errors
-    yield page
-    save_screenshot(page, request.node.name)
-    context.close()
+    viewport = {"width": 412, "height": 860}
+    with opened_page(
+        chromium, live_server, request, viewport=viewport, is_mobile=True, has_touch=True
+    ) as page:
+        yield page
 
 
 def touch_drag(page: Any, start: tuple[float, float], end: tuple[float, float]) -> None:

@@ -29,18 +29,16 @@ from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 from gallery.images import load_image
 from gallery.jobs.models import Job, JobBatch
 from gallery.models import Artwork
-from gallery.services import artwork_images_changed, artwork_upsert
 from search import encoder as encoders
 from search.config import default_config
 from search.features import active_feature, query_encoder
 from search.models import Embedding, Feature, Retriever
 from search.pipeline import embed_artworks
 from search.queueing import plan_and_queue_run
-from search.testmodel import ensure_test_model
 from tests.helpers import (
-    SAMPLE_PAINTINGS,
     client_for,
     curators_group,
+    import_sample_paintings,
     spawn_celery_worker,
     stop_process_group,
     wait_until,
@@ -48,32 +46,6 @@ from tests.helpers import (
 )
 
 ADD = "admin:search_feature_add"
-
-
-@pytest.fixture(scope="session")
-def other_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Another checkpoint: the test SigLIP built with another seed into a temporary folder."""
-    return ensure_test_model(tmp_path_factory.mktemp("checkpoints") / "siglip-seed2", seed=2)
-
-
-def import_paintings(count: int) -> list[int]:
-    """`count` sample paintings, imported without queueing their embedding (the test decides)."""
-    receivers = artwork_images_changed.receivers[:]
-    artwork_images_changed.receivers = []
-    try:
-        names = sorted((SAMPLE_PAINTINGS / "images").glob("*.jpg"))[:count]
-        return [
-            artwork_upsert(
-                source="local",
-                external_id=path.stem,
-                metadata={"title": f"Painting {path.stem}"},
-                image_data=path.read_bytes(),
-            ).artwork.pk
-            for path in names
-        ]
-    finally:
-        artwork_images_changed.receivers = receivers
-        artwork_images_changed.sender_receivers_cache.clear()
 
 
 def new_feature(client: Client, checkpoint: Path | str, **fields: Any) -> Any:
@@ -206,7 +178,7 @@ def test_a_run_counts_each_batch_once_and_activates_only_when_complete(
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     settings.GALLERY_EMBED_TASK_BATCH = "2"
-    ids = import_paintings(5)
+    ids = import_sample_paintings(5)
     embed_artworks(ids=ids)  # the first feature, active once complete
     first = active_feature()
     broken = Artwork.objects.get(pk=ids[2])
@@ -263,7 +235,7 @@ def test_a_run_not_asked_to_activate_leaves_searches_alone(
     embed_broker: str,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
-    ids = import_paintings(3)
+    ids = import_sample_paintings(3)
     embed_artworks(ids=ids)
     first = active_feature()
     with django_capture_on_commit_callbacks(execute=True):
@@ -286,7 +258,7 @@ def test_a_cancelled_run_queues_batches_that_do_nothing(
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     settings.GALLERY_EMBED_TASK_BATCH = "1"
-    ids = import_paintings(4)
+    ids = import_sample_paintings(4)
     embed_artworks(ids=ids)
     with django_capture_on_commit_callbacks(execute=True):
         new_feature(curator, other_checkpoint)
@@ -352,7 +324,7 @@ def test_a_worker_builds_a_feature_from_another_checkpoint_and_searches_switch(
     embed_worker: Callable[..., tuple[subprocess.Popen[bytes], Path]],
 ) -> None:
     Retriever.objects.get_or_create(name="default", defaults={"config": default_config()})
-    ids = import_paintings(6)
+    ids = import_sample_paintings(6)
     embed_artworks(ids=ids)
     first = active_feature()
     user = User.objects.create_user("registrar", password="not-used", is_staff=True)
@@ -407,7 +379,7 @@ def test_a_run_survives_its_worker_killed_mid_run(
     """The run's state is in the database: its worker (main process and pool child) killed
     outright mid-run, RabbitMQ gives the unacknowledged batch to a new worker, and every artwork
     is counted exactly once."""
-    ids = import_paintings(30)
+    ids = import_sample_paintings(30)
     embed_artworks(ids=ids)
     user = User.objects.create_user("registrar", password="not-used", is_staff=True)
     user.groups.add(curators_group())

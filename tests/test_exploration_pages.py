@@ -14,7 +14,7 @@ import pytest
 
 from gallery.query import PageRegion, SearchQuery
 from tests.fixtures.corpus import Corpus
-from tests.helpers import ALL_PAINTINGS
+from tests.helpers import ALL_PAINTINGS, import_and_embed_aic
 
 pytestmark = pytest.mark.django_db
 
@@ -326,20 +326,8 @@ def test_the_upload_as_a_negative_example_and_its_region(
 ) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from gallery.services import artwork_upsert
-    from search.pipeline import embed_artworks
-
     records = {record["id"]: record for record in aic_records}
-    ids = []
-    for aic_id in (866, 14598, 16151):
-        data = (ALL_PAINTINGS / records[aic_id]["image"]).read_bytes()
-        ids.append(
-            artwork_upsert(
-                source="aic", external_id=str(aic_id), metadata={"title": f"t{aic_id}"},
-                image_data=data,
-            ).artwork.pk
-        )  # fmt: skip
-    assert embed_artworks(ids=ids).embedded == 3
+    ids = import_and_embed_aic(aic_records, [866, 14598, 16151])
     data = (ALL_PAINTINGS / records[14598]["image"]).read_bytes()
     posted = client.post("/uploads/", {"image": SimpleUploadedFile("b.jpg", data)})
     upload = re.search(r"upload=([A-Za-z0-9_-]+)", posted["Location"])

@@ -13,7 +13,7 @@ from gallery.models import Artwork
 from gallery.query import SearchQuery
 from gallery.services import artwork_upsert
 from tests.fixtures.corpus import Corpus
-from tests.helpers import ALL_PAINTINGS, jpeg_bytes, needs_all_paintings
+from tests.helpers import ALL_PAINTINGS, import_and_embed_aic, jpeg_bytes, needs_all_paintings
 
 pytestmark = pytest.mark.django_db
 
@@ -352,19 +352,8 @@ def test_upload_requires_csrf() -> None:
 def test_upload_with_htmx_searches_by_the_image(
     client: Any, test_encoder_settings: Path, aic_records: list[dict[str, Any]]
 ) -> None:
-    from search.pipeline import embed_artworks
-
     records = {record["id"]: record for record in aic_records}
-    ids = []
-    for aic_id in (866, 14598, 16151):
-        data = (ALL_PAINTINGS / records[aic_id]["image"]).read_bytes()
-        ids.append(
-            artwork_upsert(
-                source="aic", external_id=str(aic_id), metadata={"title": "t"}, image_data=data
-            ).artwork.pk
-        )
-    assert embed_artworks(ids=ids).embedded == 3
-
+    ids = import_and_embed_aic(aic_records, [866, 14598, 16151])
     data = (ALL_PAINTINGS / records[14598]["image"]).read_bytes()
     page = client.post("/uploads/?q=", {"image": _file(data, "beach.jpg")}, **HTMX)
     html = page.content.decode()
