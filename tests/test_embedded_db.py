@@ -113,6 +113,30 @@ def test_the_server_runs_with_the_configured_shared_buffers(own_server: dict[str
     assert (size, again) == ("256MB", restarted)  # already so: no restart
 
 
+def test_shared_buffers_the_machine_cannot_give_leave_the_server_running(
+    own_server: dict[str, str],
+) -> None:
+    size, started = _python(own_server, "-c", SHARED_BUFFERS).strip().split("|")
+    assert size == "2GB"
+
+    too_much = {**own_server, "GALLERY_PG_SHARED_BUFFERS": "4TB"}  # in PostgreSQL's range
+    result = subprocess.run(
+        [sys.executable, "-c", SHARED_BUFFERS],
+        cwd=ROOT,
+        env=too_much,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode != 0
+    assert "could not start with 4TB of shared buffers" in result.stderr
+    assert "it runs with 2GB as before" in result.stderr
+
+    # The server runs again with the size it had, and keeps it.
+    size, again = _python(own_server, "-c", SHARED_BUFFERS).strip().split("|")
+    assert size == "2GB" and again != started
+
+
 def test_a_shared_buffers_that_is_no_size_is_refused(tmp_path: Path) -> None:
     from gallery.embedded_db import database_settings
 

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import subprocess
 import tempfile
 import threading
 import warnings
@@ -97,13 +98,36 @@ def _ensure_shared_buffers(server: Any, *, socket_dir: str, size: str) -> None:
 
     with psycopg.connect(dbname="postgres", user="postgres", host=socket_dir, autocommit=True) as c:
         row = c.execute(
-            "SELECT pg_size_bytes(current_setting('shared_buffers')) = pg_size_bytes(%s)", [size]
+            "SELECT current_setting('shared_buffers'), "
+            "pg_size_bytes(current_setting('shared_buffers')) = pg_size_bytes(%s)",
+            [size],
         ).fetchone()
-        if row and row[0]:
+        assert row is not None
+        previous, same = row
+        if same:
             return
+        # PostgreSQL refuses a size out of its range here, naming it.
         c.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(size)))
     logging.getLogger(__name__).warning("Restarting the embedded server: shared_buffers %s", size)
-    _pg_ctl(server, "restart")
+    try:
+        _pg_ctl(server, "restart")
+    except subprocess.CalledProcessError:
+        # More than the machine can give: the server would never start again with it, so the
+        # size it ran with is written back (it is down, so not by ALTER SYSTEM) and it starts.
+        _write_auto_conf(server.pgdata, "shared_buffers", previous)
+        server.ensure_postgres_running()
+        raise ValueError(
+            f"GALLERY_PG_SHARED_BUFFERS: PostgreSQL could not start with {size} of shared "
+            f"buffers (see {Path(server.pgdata) / 'log'}); it runs with {previous} as before."
+        ) from None
+
+
+def _write_auto_conf(pgdata: Path, name: str, value: str) -> None:
+    """Set `name` in postgresql.auto.conf, as ALTER SYSTEM writes it, while the server is down."""
+    path = Path(pgdata) / "postgresql.auto.conf"
+    lines = [line for line in path.read_text().splitlines() if not line.startswith(f"{name} =")]
+    lines.append(f"{name} = '{value}'")
+    path.write_text("\n".join(lines) + "\n")
 
 
 def repair_handle_list(*, pgdata: Path) -> bool:
